@@ -1,0 +1,3 @@
+from smarthole_notes.cli import main
+
+raise SystemExit(main())
