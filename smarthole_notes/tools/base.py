@@ -96,6 +96,10 @@ class ToolRegistry:
             return ToolOutcome(await tool.execute(tool_input), False)
         except ToolError as exc:
             message = str(exc)
-            return ToolOutcome(message if message.startswith("Error:") else f"Error: {message}", True)
+            return ToolOutcome(
+                message if message.startswith("Error:") else f"Error: {message}", True
+            )
         except Exception as exc:  # a bug in a tool must not end the conversation
-            return ToolOutcome(f"Error: {name} failed unexpectedly ({type(exc).__name__}: {exc})", True)
+            return ToolOutcome(
+                f"Error: {name} failed unexpectedly ({type(exc).__name__}: {exc})", True
+            )

@@ -1,0 +1,263 @@
+"""The Anthropic provider: one model, one mode (streaming or not), on the official async SDK.
+
+It owns the retry policy, cancellation, the stall watchdog and error classification;
+callers see only provider-neutral requests, responses and `LLMError`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anthropic
+import httpx2
+from anthropic import AsyncStream
+
+from smarthole_notes.llm.assembly import IncompleteStream, StreamAssembler
+from smarthole_notes.llm.cancel import Cancelled, CancelSignal, run_cancellable
+from smarthole_notes.llm.classify import classify, classify_error_event
+from smarthole_notes.llm.errors import ErrorCode, LLMError
+from smarthole_notes.llm.events import EventSink, StreamRestarted, TextDelta
+from smarthole_notes.llm.limits import ModelLimits
+from smarthole_notes.llm.retry import RetryPolicy
+from smarthole_notes.llm.types import (
+    ContentBlock,
+    LLMRequest,
+    LLMResponse,
+    StopReason,
+    TextBlock,
+    ToolUseBlock,
+    Usage,
+)
+
+log = logging.getLogger("smarthole_notes.llm")
+
+DEFAULT_STREAM_IDLE_TIMEOUT = 90.0
+DEFAULT_MICRO_MAX_TOKENS = 2_048
+TOOL_CHOICE: dict[str, Any] = {"type": "auto", "disable_parallel_tool_use": True}
+
+# One cache for the process: max_tokens is asked once per model.
+shared_model_limits = ModelLimits()
+
+
+def make_client(api_key: str, base_url: str | None = None) -> anthropic.AsyncAnthropic:
+    """An SDK client with its own retries off (the provider retries) and sane timeouts.
+
+    `base_url` None lets the SDK read `ANTHROPIC_BASE_URL`, path prefix included.
+    """
+    return anthropic.AsyncAnthropic(
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=0,
+        timeout=httpx2.Timeout(connect=15.0, read=300.0, write=60.0, pool=15.0),
+    )
+
+
+class AnthropicProvider:
+    """Sends provider-neutral requests to one Claude model, streaming or not (fixed at birth)."""
+
+    def __init__(
+        self,
+        client: anthropic.AsyncAnthropic,
+        model: str,
+        *,
+        streaming: bool = True,
+        retry: RetryPolicy | None = None,
+        stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT,
+        limits: ModelLimits | None = None,
+        micro_max_tokens: int = DEFAULT_MICRO_MAX_TOKENS,
+    ) -> None:
+        self._client = client
+        self.model = model
+        self.streaming = streaming
+        self._retry = retry or RetryPolicy()
+        self._idle_timeout = stream_idle_timeout
+        self._limits = limits or shared_model_limits
+        self._micro_max_tokens = micro_max_tokens
+
+    async def send(
+        self,
+        request: LLMRequest,
+        *,
+        cancel: CancelSignal | None = None,
+        on_event: EventSink | None = None,
+    ) -> LLMResponse:
+        """One request with retries. Raises `LLMError` (code `aborted` when cancelled)."""
+        if cancel is not None and cancel.fired:
+            raise LLMError(ErrorCode.ABORTED, "cancelled before the request was sent")
+        try:
+            params = await run_cancellable(self._params(request), cancel)
+        except Cancelled:
+            raise LLMError(ErrorCode.ABORTED, "cancelled before the request was sent") from None
+        attempt = 0
+        while True:
+            attempt += 1
+            log.debug(
+                "LLM request: model=%s messages=%d tools=%d streaming=%s max_tokens=%d attempt=%d",
+                self.model,
+                len(request.messages),
+                len(request.tools),
+                self.streaming,
+                params["max_tokens"],
+                attempt,
+            )
+            try:
+                message = await run_cancellable(self._attempt(params, on_event), cancel)
+            except Cancelled:
+                raise LLMError(ErrorCode.ABORTED, "cancelled by the user") from None
+            except Exception as exc:
+                error = classify(exc)
+                error.attempts = attempt
+                if not error.retryable or attempt >= self._retry.max_attempts:
+                    log.debug("LLM request failed for good: %s (%s)", error.code, error.detail)
+                    raise error from exc
+                delay = self._retry.delay(attempt, error.retry_after)
+                log.debug(
+                    "LLM retry: attempt %d/%d failed (%s: %s); retrying in %.2fs",
+                    attempt,
+                    self._retry.max_attempts,
+                    error.code,
+                    error.detail,
+                    delay,
+                )
+                try:
+                    await run_cancellable(self._retry.sleep(delay), cancel)
+                except Cancelled:
+                    raise LLMError(ErrorCode.ABORTED, "cancelled during a retry wait") from None
+                if on_event is not None and self.streaming:
+                    on_event(StreamRestarted(attempt + 1, error.detail))
+                continue
+            response = to_llm_response(message)
+            log.debug(
+                "LLM response: stop_reason=%s output_tokens=%d blocks=%d",
+                response.raw_stop_reason,
+                response.usage.output_tokens,
+                len(response.content),
+            )
+            return response
+
+    async def _params(self, request: LLMRequest) -> dict[str, Any]:
+        if request.max_tokens is not None:
+            max_tokens = request.max_tokens
+        elif self.streaming:
+            max_tokens = await self._limits.max_tokens(self.model, self._lookup_max_tokens)
+        else:
+            max_tokens = self._micro_max_tokens
+        params: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "messages": [m.to_dict() for m in request.messages],
+        }
+        if request.system:
+            params["system"] = request.system
+        if request.tools:
+            params["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.input_schema}
+                for t in request.tools
+            ]
+            params["tool_choice"] = TOOL_CHOICE
+        return params
+
+    async def _lookup_max_tokens(self, model: str) -> int | None:
+        info = await self._client.with_options(timeout=10.0).models.retrieve(model)
+        return info.max_tokens
+
+    async def _attempt(self, params: dict[str, Any], on_event: EventSink | None) -> dict[str, Any]:
+        if not self.streaming:
+            message = await self._client.messages.create(**params)
+            as_dict: dict[str, Any] = message.to_dict()
+            return as_dict
+        return await self._stream_once(params, on_event)
+
+    async def _stream_once(
+        self, params: dict[str, Any], on_event: EventSink | None
+    ) -> dict[str, Any]:
+        stream = await self._client.messages.create(**params, stream=True)
+        response = stream.response
+        try:
+            return await self._read_stream(response, on_event)
+        finally:
+            # Releases the connection at once, also when cancelled or failed midway.
+            await response.aclose()
+
+    async def _read_stream(
+        self, response: httpx2.Response, on_event: EventSink | None
+    ) -> dict[str, Any]:
+        assembler = StreamAssembler()
+        events = AsyncStream.raw_events(response).__aiter__()
+        while True:
+            try:
+                async with asyncio.timeout(self._idle_timeout):
+                    sse = await anext(events)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise LLMError(
+                    ErrorCode.NETWORK_ERROR,
+                    f"the stream stalled (no event for {self._idle_timeout:g} s)",
+                ) from None
+            if sse.event == "ping" or not sse.data:
+                continue
+            if sse.event == "error":
+                raise classify_error_event(200, _json_or_text(sse.data))
+            try:
+                data = json.loads(sse.data)
+                text = assembler.feed(data) if isinstance(data, dict) else None
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise LLMError(
+                    ErrorCode.NETWORK_ERROR, f"malformed stream event ({type(exc).__name__})"
+                ) from exc
+            except IncompleteStream as exc:
+                raise LLMError(ErrorCode.NETWORK_ERROR, str(exc)) from exc
+            if text and on_event is not None:
+                on_event(TextDelta(text))
+        try:
+            return assembler.final_message()
+        except IncompleteStream as exc:
+            raise LLMError(ErrorCode.NETWORK_ERROR, f"incomplete stream: {exc}") from exc
+
+
+def _json_or_text(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data
+
+
+def to_llm_response(message: Mapping[str, Any]) -> LLMResponse:
+    """A Messages API message (dict form) as a provider-neutral response.
+
+    Thinking blocks and server-side blocks are dropped; empty text blocks too (the API
+    refuses them when sent back in history).
+    """
+    content: list[ContentBlock] = []
+    for block in message.get("content") or []:
+        kind = block.get("type")
+        if kind == "text" and block.get("text"):
+            content.append(TextBlock(block["text"]))
+        elif kind == "tool_use":
+            tool_input = block.get("input")
+            content.append(
+                ToolUseBlock(
+                    str(block["id"]),
+                    str(block["name"]),
+                    tool_input if isinstance(tool_input, dict) else {},
+                )
+            )
+    usage = message.get("usage") or {}
+    raw_stop = message.get("stop_reason")
+    return LLMResponse(
+        content=tuple(content),
+        stop_reason=StopReason.parse(raw_stop),
+        usage=Usage(
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cache_creation_input_tokens=usage.get("cache_creation_input_tokens"),
+            cache_read_input_tokens=usage.get("cache_read_input_tokens"),
+        ),
+        raw_stop_reason=raw_stop,
+        model=str(message.get("model") or ""),
+    )
