@@ -1,0 +1,73 @@
+"""Putting an agent together: provider, system prompt and every tool that exists for a vault.
+
+`ask` uses this for one request; the pipeline uses it for each message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import anthropic
+
+from smarthole_notes.credentials import ApiKey, resolve_api_key
+from smarthole_notes.llm.anthropic_provider import AnthropicProvider, make_client
+from smarthole_notes.llm.errors import ConfigurationError
+from smarthole_notes.llm.prompt import SystemPrompt
+from smarthole_notes.llm.service import AgentService
+from smarthole_notes.settings import Settings
+from smarthole_notes.tools.base import Tool, ToolRegistry
+
+log = logging.getLogger(__name__)
+
+NO_API_KEY_MESSAGE = (
+    "No Anthropic API key is set. Set one with `export ANTHROPIC_API_KEY=<your key>` "
+    "(create a key at https://console.anthropic.com/settings/keys)."
+)
+
+
+def require_api_key() -> ApiKey:
+    """The configured key, or a `ConfigurationError` that says how to set one."""
+    key = resolve_api_key()
+    if key is None:
+        raise ConfigurationError(NO_API_KEY_MESSAGE)
+    return key
+
+
+def vault_tools_for(vault: Path) -> list[Tool]:
+    """Every vault tool for `vault` (none if the vault tools are not installed in this build)."""
+    try:
+        vault_module = importlib.import_module("smarthole_notes.vault")
+        tools_module = importlib.import_module("smarthole_notes.tools.vault")
+    except ImportError:
+        return []
+    tools: list[Tool] = tools_module.vault_tools(vault_module.Vault(vault))
+    return tools
+
+
+def build_agent(
+    vault: Path,
+    settings: Settings,
+    client: anthropic.AsyncAnthropic,
+    *,
+    extra_tools: list[Tool] | None = None,
+    conversation_context: Callable[[], str] | None = None,
+) -> AgentService:
+    """A streaming agent on the chosen model with every tool for this vault."""
+    provider = AnthropicProvider(
+        client,
+        settings.model,
+        streaming=True,
+        stream_idle_timeout=float(settings.stream_idle_timeout_seconds),
+    )
+    prompt = SystemPrompt(
+        settings.information_architecture, conversation_context=conversation_context
+    )
+    tools = ToolRegistry([*vault_tools_for(vault), *(extra_tools or [])])
+    return AgentService(provider, system_prompt=prompt, tools=tools)
+
+
+def client_for(key: ApiKey) -> anthropic.AsyncAnthropic:
+    return make_client(key.reveal())

@@ -1,0 +1,177 @@
+"""The `smarthole-notes` command line: `ask` one request, `serve` the service.
+
+Exit codes: 0 success, 1 API failure, 2 configuration problem, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from smarthole_notes import __version__
+from smarthole_notes.agent import build_agent, client_for, require_api_key
+from smarthole_notes.llm.errors import ConfigurationError, ErrorCode, LLMError
+from smarthole_notes.llm.events import AgentEvent, StreamRestarted, TextDelta, ToolStarted
+from smarthole_notes.settings import Settings, load_settings
+
+log = logging.getLogger("smarthole_notes")
+
+EXIT_OK = 0
+EXIT_API_FAILURE = 1
+EXIT_CONFIGURATION = 2
+EXIT_INTERRUPTED = 130
+
+_HINTS: dict[ErrorCode, str] = {
+    ErrorCode.AUTH_ERROR: "check ANTHROPIC_API_KEY",
+    ErrorCode.OVERLOADED: "try again in a minute",
+    ErrorCode.RATE_LIMIT: "try again in a minute",
+    ErrorCode.NETWORK_ERROR: "check your connection (or ANTHROPIC_BASE_URL)",
+}
+
+
+def configure_logging(verbose: bool) -> None:
+    """Standard logging to stderr. The SDK's and HTTP library's own loggers stay quiet."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for noisy in ("anthropic", "httpx2", "httpcore2", "httpx", "httpcore", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str, exc: BaseException, verbose: bool, code: int) -> int:
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"smarthole-notes: error: {message}", file=sys.stderr)
+    return code
+
+
+def load_vault_settings(
+    vault_arg: str | None, overrides: dict[str, object]
+) -> tuple[Path, Settings]:
+    """The vault folder and its settings (problems logged, never fatal), or a ConfigurationError."""
+    vault = Path(vault_arg or ".").expanduser()
+    if not vault.is_dir():
+        raise ConfigurationError(f"the vault folder {str(vault)!r} does not exist")
+    try:
+        loaded = load_settings(vault.resolve(), overrides)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    for problem in loaded.problems:
+        log.warning("%s", problem.message)
+    return vault.resolve(), loaded.settings
+
+
+class _TerminalPrinter:
+    """Shows the answer as it is written, and tool activity on stderr."""
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self.out = out
+        self.err = err
+        self.wrote = False
+
+    def __call__(self, event: AgentEvent) -> None:
+        if isinstance(event, TextDelta):
+            self.out.write(event.text)
+            self.out.flush()
+            self.wrote = True
+        elif isinstance(event, ToolStarted):
+            if self.wrote:
+                self.out.write("\n")
+                self.wrote = False
+            self.err.write(f"[{event.name}]\n")
+        elif isinstance(event, StreamRestarted):
+            self.err.write("\n[the connection broke; retrying from the start]\n")
+
+
+async def _ask(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {"model": args.model} if args.model else {}
+    vault, settings = load_vault_settings(args.vault, overrides)
+    if settings.verbose_logging and not args.verbose:
+        configure_logging(True)
+    client = client_for(require_api_key())
+    service = build_agent(vault, settings, client)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, service.abort)
+    loop.add_signal_handler(signal.SIGTERM, service.abort)
+    live = sys.stdout.isatty()
+    printer = _TerminalPrinter(sys.stdout, sys.stderr) if live else None
+    try:
+        result = await service.process(args.text, on_event=printer)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+        await client.close()
+    if result.aborted:
+        print("\nStopped.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if printer is None:
+        sys.stdout.write(result.text)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    if not args.text.strip():
+        print("smarthole-notes: error: nothing to ask (TEXT is empty)", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    try:
+        return asyncio.run(_ask(args))
+    except ConfigurationError as exc:
+        return _fail(str(exc), exc, args.verbose, EXIT_CONFIGURATION)
+    except LLMError as exc:
+        hint = _HINTS.get(exc.code)
+        message = exc.user_message + (f" ({hint})" if hint else "")
+        if exc.detail and exc.code is not ErrorCode.INVALID_REQUEST:
+            log.info("API failure detail: %s", exc.detail)
+        return _fail(message, exc, args.verbose, EXIT_API_FAILURE)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    print(
+        "smarthole-notes serve is not built yet: the message pipeline and chat page arrive "
+        "in later releases. Use `smarthole-notes ask TEXT` meanwhile.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smarthole-notes",
+        description="Keep a Markdown notes vault by voice and chat, with Claude doing the work.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="run one request against the vault and print the answer")
+    ask.add_argument("--vault", help="the notes folder (default: the current folder)")
+    ask.add_argument("--model", help="model for this run (default: the `model` setting)")
+    ask.add_argument("--verbose", action="store_true", help="debug logs and tracebacks")
+    ask.add_argument("text", metavar="TEXT", help="what to do, in plain language")
+    ask.set_defaults(func=cmd_ask)
+
+    serve = sub.add_parser("serve", help="run the service (SmartHole client and chat page)")
+    serve.add_argument("--vault", help="the notes folder (default: the current folder)")
+    serve.add_argument("--verbose", action="store_true")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(bool(getattr(args, "verbose", False)))
+    code: int = args.func(args)
+    return code
