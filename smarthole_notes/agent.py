@@ -30,7 +30,7 @@ NO_API_KEY_MESSAGE = (
 
 def require_api_key() -> ApiKey:
     """The configured key, or a `ConfigurationError` that says how to set one."""
-    key = resolve_api_key()
+    key = resolve_api_key(on_warning=log.warning)
     if key is None:
         raise ConfigurationError(NO_API_KEY_MESSAGE)
     return key

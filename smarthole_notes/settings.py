@@ -206,9 +206,11 @@ def _check_url(value: object) -> str:
     try:
         parts = urlsplit(value)
         port = parts.port
-    except ValueError as exc:
-        raise _Invalid(f"{reason} ({exc})") from None
-    if parts.scheme not in ("ws", "wss") or not parts.hostname or parts.fragment or port == 0:
+    except ValueError:
+        raise _Invalid("must have a port from 1 to 65535, such as ws://127.0.0.1:9473") from None
+    if port == 0:
+        raise _Invalid("must have a port from 1 to 65535, such as ws://127.0.0.1:9473")
+    if parts.scheme not in ("ws", "wss") or not parts.hostname or parts.fragment:
         raise _Invalid(reason)
     return value
 
@@ -387,7 +389,7 @@ def load_settings(vault: Path, overrides: Mapping[str, object] | None = None) ->
         problems.append(
             SettingProblem(
                 None,
-                f"{SETTINGS_FILE_NAME}: is not UTF-8 text (byte {exc.start}); "
+                f"{SETTINGS_FILE_NAME} is not UTF-8 text (byte {exc.start}); "
                 "using the defaults for every setting",
                 "unreadable",
             )
@@ -397,7 +399,7 @@ def load_settings(vault: Path, overrides: Mapping[str, object] | None = None) ->
         problems.append(
             SettingProblem(
                 None,
-                f"{SETTINGS_FILE_NAME}: could not be read ({exc.strerror or exc}); "
+                f"{SETTINGS_FILE_NAME} could not be read ({exc.strerror or exc}); "
                 "using the defaults for every setting",
                 "unreadable",
             )
@@ -410,7 +412,7 @@ def load_settings(vault: Path, overrides: Mapping[str, object] | None = None) ->
             problems.append(
                 SettingProblem(
                     None,
-                    f"{SETTINGS_FILE_NAME}: is not valid TOML ({exc}); "
+                    f"{SETTINGS_FILE_NAME} is not valid TOML ({exc}); "
                     "using the defaults for every setting",
                     "invalid_toml",
                 )
@@ -501,7 +503,7 @@ def save_settings(vault: Path, changes: Mapping[str, object]) -> Settings:
         else:
             try:
                 document = tomlkit.parse(text)
-            except tomlkit.exceptions.ParseError as exc:
+            except tomlkit.exceptions.TOMLKitError as exc:
                 raise SettingsFileError(
                     f"{path} is not valid TOML ({exc}); fix or delete it, then save again"
                 ) from exc
@@ -510,7 +512,12 @@ def save_settings(vault: Path, changes: Mapping[str, object]) -> Settings:
                 del document[key]  # a table cannot be overwritten in place by a plain value
             document[key] = _toml_item(key, value, changes[key])
         new_text = document.as_string()
-        stored = tomllib.loads(new_text)  # never write what we could not read back
+        try:  # never write what we could not read back
+            stored = tomllib.loads(new_text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsFileError(
+                f"{path} would not be valid TOML after the change ({exc})"
+            ) from exc
         mismatched = [key for key, value in checked.items() if stored.get(key) != value]
         if mismatched:
             raise SettingsFileError(
