@@ -170,11 +170,12 @@ class AnthropicProvider:
             message = await self._client.messages.create(**params)
             as_dict: dict[str, Any] = message.to_dict()
             return as_dict
-        return await self._stream_once(params, on_event)
+        return await self.stream_final_message(params, on_event)
 
-    async def _stream_once(
+    async def stream_final_message(
         self, params: dict[str, Any], on_event: EventSink | None
     ) -> dict[str, Any]:
+        """One streaming attempt (no retries): the final message in the API's dict form."""
         stream = await self._client.messages.create(**params, stream=True)
         response = stream.response
         try:

@@ -1,0 +1,387 @@
+"""The Anthropic API stand-in speaks the wire format the real SDK expects."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import anthropic
+import httpx2
+import pytest
+from anthropic._streaming import SSEDecoder
+
+from tests.standins.anthropic_api import (
+    AnthropicStandIn,
+    encode_sse,
+    events_reply,
+    raw_reply,
+    reply_events,
+    status_reply,
+    text_reply,
+    thinking_reply,
+    tool_reply,
+)
+
+FAKE_KEY = "test-key-not-secret"
+MODEL = "claude-sonnet-4-6"
+MESSAGES: list[anthropic.types.MessageParam] = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+async def client(anthropic_api: AnthropicStandIn) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with anthropic.AsyncAnthropic(
+        api_key=FAKE_KEY, base_url=anthropic_api.base_url, max_retries=0
+    ) as c:
+        yield c
+
+
+async def stream_final(client: anthropic.AsyncAnthropic) -> anthropic.types.Message:
+    async with client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as stream:
+        return await stream.get_final_message()
+
+
+async def create(client: anthropic.AsyncAnthropic) -> anthropic.types.Message:
+    return await client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+
+
+async def test_default_reply_and_request_recording(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    message = await stream_final(client)
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].text == "OK"  # type: ignore[union-attr]
+    assert message.model == MODEL
+    assert message.stop_reason == "end_turn"
+    assert message.id.startswith("msg_")
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+
+    [request] = anthropic_api.wait_for_requests(1)
+    assert request.method == "POST" and request.path == "/v1/messages"
+    assert request.stream is True and request.completed and request.disconnected_at is None
+    assert request.body["model"] == MODEL and request.body["messages"] == MESSAGES
+    assert request.headers["authorization"] == "<redacted>"
+    assert request.headers["anthropic-version"]
+    assert FAKE_KEY not in repr(anthropic_api.requests)
+
+
+async def test_text_reply_stream_and_create(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    text = "Hello, world. Ünïcödé ✓ 🎉 " * 3
+    anthropic_api.script(text_reply(text, chunk_size=7), text_reply(text, stop_reason="max_tokens"))
+    streamed = await stream_final(client)
+    created = await create(client)
+    assert streamed.content[0].text == text  # type: ignore[union-attr]
+    assert created.content[0].text == text  # type: ignore[union-attr]
+    assert created.stop_reason == "max_tokens"
+    assert [r.stream for r in anthropic_api.requests] == [True, False]
+    assert anthropic_api.pending == 0
+
+
+async def test_tool_reply(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    args = {"path": "notes/ideas.md", "text": "café ✓", "tags": ["a", "b"], "n": 3}
+    reply = tool_reply("write_note", args, text="Writing it.", tool_id="toolu_test1")
+    anthropic_api.script(reply, reply)
+    for message in (await stream_final(client), await create(client)):
+        assert message.stop_reason == "tool_use"
+        text, tool = message.content
+        assert text.type == "text" and text.text == "Writing it."
+        assert tool.type == "tool_use"
+        assert (tool.id, tool.name, tool.input) == ("toolu_test1", "write_note", args)
+
+
+async def test_thinking_reply(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    reply = thinking_reply("Let me think about this carefully.", "sig-fake-123", "Done.")
+    anthropic_api.script(reply, reply)
+    for message in (await stream_final(client), await create(client)):
+        thinking, text = message.content
+        assert thinking.type == "thinking"
+        assert thinking.thinking == "Let me think about this carefully."
+        assert thinking.signature == "sig-fake-123"
+        assert text.type == "text" and text.text == "Done."
+
+
+async def test_events_reply_several_blocks_and_unknown_event(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    events = reply_events(text_reply("first"), MODEL)
+    second = [
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 1,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "text_delta", "text": "second"},
+            },
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        ("future_event", {"type": "future_event", "whatever": 1}),
+    ]
+    events[-2:-2] = second
+    anthropic_api.script(events_reply(events))
+    message = await stream_final(client)
+    assert [b.text for b in message.content] == ["first", "second"]  # type: ignore[union-attr]
+
+
+async def test_raw_reply_splits_multibyte_characters(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    text = "Grüße 🎉 ✓ naïve"
+    body = encode_sse(reply_events(text_reply(text), MODEL, message_id="msg_test"))
+    # A write size at which some write ends inside a multi-byte character.
+    size = next(
+        n for n in range(8, 32) if any(not _decodes(body[:cut]) for cut in range(n, len(body), n))
+    )
+    anthropic_api.script(raw_reply(body, write_size=size, delay=0.001))
+    message = await stream_final(client)
+    assert message.content[0].text == text  # type: ignore[union-attr]
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def test_status_replies_raise_matching_errors(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    expected = {
+        400: (anthropic.BadRequestError, "invalid_request_error"),
+        401: (anthropic.AuthenticationError, "authentication_error"),
+        403: (anthropic.PermissionDeniedError, "permission_error"),
+        404: (anthropic.NotFoundError, "not_found_error"),
+        413: (anthropic.RequestTooLargeError, "request_too_large"),
+        429: (anthropic.RateLimitError, "rate_limit_error"),
+        500: (anthropic.InternalServerError, "api_error"),
+        529: (anthropic.OverloadedError, "overloaded_error"),
+    }
+    for code, (cls, error_type) in expected.items():
+        for streaming in (True, False):
+            anthropic_api.script(status_reply(code, retry_after=7))
+            with pytest.raises(cls) as info:
+                await (stream_final(client) if streaming else create(client))
+            err = info.value
+            assert err.status_code == code
+            assert err.type == error_type
+            assert err.response.headers["retry-after"] == "7"
+            assert err.request_id is not None and err.request_id.startswith("req_")
+            assert err.body == {
+                "type": "error",
+                "error": {"type": error_type, "message": err.api_message},
+                "request_id": err.request_id,
+            }
+    anthropic_api.script(status_reply(529, error_type="api_error", message="custom"))
+    with pytest.raises(anthropic.OverloadedError) as info:
+        await create(client)
+    assert (info.value.type, info.value.api_message) == ("api_error", "custom")
+    assert "retry-after" not in info.value.response.headers
+
+
+async def test_cut_after_raises_transport_error(
+    anthropic_api: AnthropicStandIn,
+    client: anthropic.AsyncAnthropic,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    anthropic_api.script(text_reply("x" * 100, chunk_size=5, cut_after=5))
+    seen: list[str] = []
+    with caplog.at_level(logging.WARNING), pytest.raises(httpx2.RemoteProtocolError):
+        async with client.messages.stream(model=MODEL, max_tokens=9, messages=MESSAGES) as stream:
+            async for event in stream:
+                seen.append(event.type)
+    # message_start, (ping), content_block_start, 2 deltas (each also a `text` event).
+    assert seen == ["message_start", "content_block_start"] + ["content_block_delta", "text"] * 2
+    assert not anthropic_api.requests[0].completed
+    assert not [r for r in caplog.records if r.name.startswith("uvicorn")]
+
+    anthropic_api.script(text_reply("x" * 100, cut_after=0))
+    with pytest.raises(anthropic.APIConnectionError) as info:
+        await create(client)
+    assert isinstance(info.value.__cause__, httpx2.RemoteProtocolError)
+
+
+async def test_end_after_gives_message_without_stop_reason(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    anthropic_api.script(text_reply("hello world", chunk_size=5, end_after=4))
+    message = await stream_final(client)
+    assert message.stop_reason is None
+    assert message.content[0].text == "hello"  # type: ignore[union-attr]
+    assert anthropic_api.requests[0].completed
+
+
+async def test_error_after_raises_status_error_200(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    anthropic_api.script(text_reply("hello", error_after=3))
+    with pytest.raises(anthropic.APIStatusError) as info:
+        await stream_final(client)
+    assert type(info.value) is anthropic.APIStatusError
+    assert info.value.status_code == 200
+    assert info.value.body == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
+    }
+    assert info.value.type == "overloaded_error"
+
+
+async def test_stall_then_client_close_is_recorded(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    anthropic_api.script(text_reply("hello", stall_after=3))
+    async with client.messages.stream(model=MODEL, max_tokens=9, messages=MESSAGES) as stream:
+        types = [(await stream.__anext__()).type for _ in range(2)]
+        assert types == ["message_start", "content_block_start"]
+        closed_at = time.monotonic()
+    disconnected_at = anthropic_api.wait_for_disconnect(0, timeout=2)
+    assert disconnected_at - closed_at < 0.2
+    assert not anthropic_api.requests[0].completed
+
+
+async def test_stall_hits_client_read_timeout(anthropic_api: AnthropicStandIn) -> None:
+    anthropic_api.script(text_reply("hello", stall_after=3), text_reply("hello", stall_after=0))
+    timeout = httpx2.Timeout(5, read=0.1)
+    async with anthropic.AsyncAnthropic(
+        api_key=FAKE_KEY, base_url=anthropic_api.base_url, max_retries=0, timeout=timeout
+    ) as client:
+        with pytest.raises(httpx2.ReadTimeout):
+            await stream_final(client)
+        with pytest.raises(anthropic.APITimeoutError):
+            await create(client)  # stalled before any byte
+    anthropic_api.wait_for_disconnect(0)
+    anthropic_api.wait_for_disconnect(1)
+
+
+async def test_delay_with_pings(anthropic_api: AnthropicStandIn) -> None:
+    anthropic_api.script(text_reply("abc", delay=0.04, ping_every=0.01))
+    async with (
+        httpx2.AsyncClient(base_url=anthropic_api.base_url) as http,
+        http.stream(
+            "POST",
+            "/v1/messages",
+            headers={"x-api-key": FAKE_KEY},
+            json={"model": MODEL, "max_tokens": 9, "messages": MESSAGES, "stream": True},
+        ) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        names = [sse.event async for sse in SSEDecoder().aiter_bytes(response.aiter_bytes())]
+    base = [name for name, _ in reply_events(text_reply("abc"), MODEL)]
+    assert [n for n in names if n != "ping"] == [n for n in base if n != "ping"]
+    assert names.count("ping") >= len(base)  # the scripted ping, then ~3 per pause
+
+
+async def test_stop_is_quick_with_a_stalled_stream() -> None:
+    api = AnthropicStandIn().start()
+    api.script(text_reply("hello", stall_after=2))
+    async with (
+        anthropic.AsyncAnthropic(api_key=FAKE_KEY, base_url=api.base_url, max_retries=0) as client,
+        client.messages.stream(model=MODEL, max_tokens=9, messages=MESSAGES) as stream,
+    ):
+        await stream.__anext__()
+        started = time.monotonic()
+        api.stop()
+        assert time.monotonic() - started < 1.0
+        with pytest.raises(httpx2.RemoteProtocolError):
+            await stream.get_final_message()
+
+
+async def test_auth(anthropic_api: AnthropicStandIn) -> None:
+    anthropic_api.expected_api_key = FAKE_KEY
+    async with anthropic.AsyncAnthropic(
+        api_key="test-wrong-key", base_url=anthropic_api.base_url, max_retries=0
+    ) as wrong:
+        with pytest.raises(anthropic.AuthenticationError) as info:
+            await create(wrong)
+    assert info.value.type == "authentication_error"
+    async with httpx2.AsyncClient(base_url=anthropic_api.base_url) as http:
+        body = {"model": MODEL, "max_tokens": 9, "messages": MESSAGES}
+        assert (await http.post("/v1/messages", json=body)).status_code == 401
+        ok = await http.post("/v1/messages", json=body, headers={"x-api-key": FAKE_KEY})
+        assert ok.status_code == 200 and ok.json()["content"][0]["text"] == "OK"
+        bad = await http.post("/v1/messages", content=b"{", headers={"x-api-key": FAKE_KEY})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["type"] == "invalid_request_error"
+    assert [r.headers.get("x-api-key") for r in anthropic_api.requests[1:3]] == [None, "<redacted>"]
+    assert "test-wrong-key" not in repr(anthropic_api.requests)
+
+
+async def test_model_routes(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    ids = [model.id async for model in client.models.list(limit=3)]
+    assert ids == ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-sonnet-4-6", "claude-opus-4-7"]
+    assert [r.query for r in anthropic_api.model_requests] == [
+        {"limit": "3"},
+        {"limit": "3", "after_id": "claude-sonnet-4-6"},
+    ]
+    info = await client.models.retrieve("claude-opus-4-7")
+    assert (info.type, info.id, info.max_tokens) == ("model", "claude-opus-4-7", 128000)
+    assert info.display_name == "Claude Opus 4.7"
+    assert info.max_input_tokens and info.created_at.year >= 2025
+    with pytest.raises(anthropic.NotFoundError):
+        await client.models.retrieve("claude-nonexistent-1")
+
+    anthropic_api.models = {"claude-test-1": 4096}
+    assert [m.id async for m in client.models.list()] == ["claude-test-1"]
+    anthropic_api.models_failure = 500
+    with pytest.raises(anthropic.InternalServerError):
+        await client.models.retrieve("claude-test-1")
+    anthropic_api.models_failure = 404
+    with pytest.raises(anthropic.NotFoundError):
+        await client.models.list()
+    assert anthropic_api.requests == []
+
+
+async def test_prefix_via_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    with AnthropicStandIn(prefix="/proxy/anthropic") as api:
+        assert api.base_url.endswith("/proxy/anthropic")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+        async with anthropic.AsyncAnthropic(api_key=FAKE_KEY, max_retries=0) as client:
+            assert (await stream_final(client)).content[0].text == "OK"  # type: ignore[union-attr]
+            assert (await client.models.retrieve(MODEL)).id == MODEL
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{api.port}") as http:
+            response = await http.post("/v1/messages", headers={"x-api-key": FAKE_KEY}, json={})
+            assert response.status_code == 404
+        assert [r.path for r in api.requests] == ["/proxy/anthropic/v1/messages"]
+        assert [r.path for r in api.model_requests] == [f"/proxy/anthropic/v1/models/{MODEL}"]
+
+
+def test_pure_helpers_round_trip_through_the_sdk_decoder() -> None:
+    reply = tool_reply("t", {"k": "v ✓"}, text="hi", tool_id="toolu_x")
+    events = reply_events(reply, MODEL, message_id="msg_fixed", input_tokens=5)
+    assert [name for name, _ in events] == [
+        "message_start", "ping",
+        "content_block_start", "content_block_delta", "content_block_stop",
+        "content_block_start", "content_block_delta", "content_block_stop",
+        "message_delta", "message_stop",
+    ]  # fmt: skip
+    assert all(data["type"] == name for name, data in events)
+    start = events[0][1]["message"]
+    assert start["id"] == "msg_fixed" and start["model"] == MODEL
+    assert start["usage"] == {
+        "input_tokens": 5,
+        "output_tokens": 1,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    decoded = list(SSEDecoder().iter_bytes(iter([encode_sse(events)])))
+    assert [(sse.event, sse.json()) for sse in decoded] == events
+    with pytest.raises(ValueError):
+        reply_events(status_reply(500), MODEL)
+    with pytest.raises(ValueError):
+        text_reply("x", cut_after=1, stall_after=2)
