@@ -1,0 +1,191 @@
+"""`smarthole-notes ask` end to end: a real process talking to the stand-in over sockets."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.llm_helpers import TEST_KEY
+from tests.standins.anthropic_api import AnthropicStandIn, status_reply, text_reply
+
+
+def env_for(api: AnthropicStandIn, home: Path, key: str | None = TEST_KEY) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.update(
+        {
+            "ANTHROPIC_BASE_URL": api.base_url,
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if key is not None:
+        env["ANTHROPIC_API_KEY"] = key
+    return env
+
+
+def ask_command(vault: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "smarthole_notes", "ask", "--vault", str(vault), *args]
+
+
+def run_ask(
+    api: AnthropicStandIn, tmp_path: Path, *args: str, key: str | None = TEST_KEY
+) -> subprocess.CompletedProcess[str]:
+    vault = tmp_path / "vault"
+    vault.mkdir(exist_ok=True)
+    return subprocess.run(
+        ask_command(vault, *args),
+        env=env_for(api, tmp_path, key),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_ask_prints_the_answer_and_exits_0(anthropic_api: AnthropicStandIn, tmp_path: Path) -> None:
+    anthropic_api.script(text_reply("Added eggs to Lists/Shopping.md."))
+    done = run_ask(anthropic_api, tmp_path, "add eggs to my shopping list")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Added eggs to Lists/Shopping.md.\n"
+    body = anthropic_api.requests[0].body
+    assert body["stream"] is True
+    assert body["messages"][0]["content"][0]["text"] == "add eggs to my shopping list"
+
+
+def test_model_flag_overrides_the_setting(anthropic_api: AnthropicStandIn, tmp_path: Path) -> None:
+    (tmp_path / "vault" / ".smarthole").mkdir(parents=True)
+    (tmp_path / "vault" / ".smarthole" / "settings.toml").write_text(
+        'model = "claude-sonnet-4-6"\n'
+    )
+    assert run_ask(anthropic_api, tmp_path, "hi").returncode == 0
+    assert run_ask(anthropic_api, tmp_path, "--model", "claude-opus-4-7", "hi").returncode == 0
+    models = [r.body["model"] for r in anthropic_api.requests]
+    assert models == ["claude-sonnet-4-6", "claude-opus-4-7"]
+    assert anthropic_api.requests[1].body["max_tokens"] == 128_000
+
+
+def test_no_api_key_exits_2_and_says_how_to_set_one(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    done = run_ask(anthropic_api, tmp_path, "hi", key=None)
+    assert done.returncode == 2
+    assert "ANTHROPIC_API_KEY" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+    assert anthropic_api.requests == []
+
+
+def test_missing_vault_folder_exits_2(anthropic_api: AnthropicStandIn, tmp_path: Path) -> None:
+    done = subprocess.run(
+        ask_command(tmp_path / "nowhere", "hi"),
+        env=env_for(anthropic_api, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "does not exist" in done.stderr
+
+
+def test_invalid_key_exits_1_with_one_specific_line(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    anthropic_api.expected_api_key = "the-right-test-key"
+    done = run_ask(anthropic_api, tmp_path, "hi", key="a-wrong-test-key")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "smarthole-notes: error: The Anthropic API key is missing or invalid (check ANTHROPIC_API_KEY)"
+    ]
+    assert len(anthropic_api.requests) == 1
+
+
+def test_persistent_overload_exits_1_after_three_attempts(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    anthropic_api.script(*[status_reply(529, retry_after=0)] * 3)
+    done = run_ask(anthropic_api, tmp_path, "hi")
+    assert done.returncode == 1
+    assert "Anthropic is overloaded; retried 3 times" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(anthropic_api.requests) == 3
+
+
+def test_verbose_shows_a_traceback_and_debug_lines_but_never_the_key(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    anthropic_api.script(status_reply(400, message="messages: bad shape"))
+    done = run_ask(anthropic_api, tmp_path, "--verbose", "hi")
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr
+    assert "LLM request: model=claude-haiku-4-5" in done.stderr
+    assert "messages: bad shape" in done.stderr
+    assert TEST_KEY not in done.stderr and TEST_KEY not in done.stdout
+
+
+def test_ctrl_c_closes_the_stream_at_once_and_exits_130(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    anthropic_api.script(text_reply("a slow answer " * 50, chunk_size=3, delay=0.2))
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    process = subprocess.Popen(
+        ask_command(vault, "tell me a story"),
+        env=env_for(anthropic_api, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    anthropic_api.wait_for_requests(1, timeout=20)
+    time.sleep(0.5)
+    interrupted_at = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 130, err
+    assert anthropic_api.wait_for_disconnect(0) - interrupted_at < 0.2
+    assert "Traceback" not in err
+
+
+def test_answer_streams_to_a_terminal_as_it_is_written(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    anthropic_api.script(
+        text_reply("First words arrive early. " + "then more " * 10, chunk_size=5, delay=0.1)
+    )
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        ask_command(vault, "hi"),
+        env=env_for(anthropic_api, tmp_path),
+        stdout=follower,
+        stderr=subprocess.PIPE,
+    )
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 20
+    while b"First words" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            seen += os.read(leader, 1024)
+    assert b"First words" in seen
+    assert not anthropic_api.requests[0].completed  # the stream was still running
+    process.wait(timeout=20)
+    os.close(leader)
+    assert process.returncode == 0
+
+
+@pytest.mark.parametrize("args", [["--help"], ["ask", "--help"]])
+def test_help_works(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "smarthole_notes", *args], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0
+    assert "ask" in done.stdout
