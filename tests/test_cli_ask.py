@@ -147,7 +147,7 @@ def test_ctrl_c_closes_the_stream_at_once_and_exits_130(
     time.sleep(0.5)
     interrupted_at = time.monotonic()
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=10)
+    _out, err = process.communicate(timeout=10)
     assert process.returncode == 130, err
     assert anthropic_api.wait_for_disconnect(0) - interrupted_at < 0.2
     assert "Traceback" not in err
