@@ -20,7 +20,7 @@ from typing import Final, Literal, TypeAlias
 import tomlkit
 import tomlkit.exceptions
 
-from smarthole_notes.settings import write_file_atomically
+from smarthole_notes.durable import write_file_atomically
 
 ENV_VAR: Final = "ANTHROPIC_API_KEY"
 FILE_KEY: Final = "anthropic_api_key"

@@ -13,9 +13,7 @@ import dataclasses
 import difflib
 import json
 import math
-import os
 import re
-import secrets
 import threading
 import tomllib
 from collections.abc import Callable, Mapping
@@ -27,6 +25,8 @@ from urllib.parse import urlsplit
 import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import AoT, Table
+
+from smarthole_notes.durable import write_file_atomically
 
 DEFAULT_ROUTING_DESCRIPTION: Final = (
     "Personal notes assistant for an Obsidian vault. Send me anything to remember, write down, "
@@ -425,49 +425,6 @@ def load_settings(vault: Path, overrides: Mapping[str, object] | None = None) ->
 # --------------------------------------------------------------------------- writing
 
 _SAVE_LOCK = threading.Lock()
-
-
-def write_file_atomically(
-    path: Path, data: bytes, *, mode: int = 0o666, exact: bool = False
-) -> None:
-    """Replace `path` with `data` so a crash leaves either the old file or the new one.
-
-    The temporary file is created in the same folder with `mode` (reduced by the umask
-    unless `exact`), flushed and fsynced, renamed over the target, and the folder fsynced
-    so the rename itself survives a power cut. A symlink is followed, not replaced.
-    """
-    if path.is_symlink():
-        path = path.resolve()
-    folder = path.parent
-    temp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(temp, flags, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if exact and hasattr(os, "fchmod"):
-                os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename durable; folders cannot be opened on some platforms, which is fine."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _toml_item(key: str, value: object, raw: object) -> object:
