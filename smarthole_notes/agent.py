@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,8 @@ from smarthole_notes.llm.prompt import SystemPrompt
 from smarthole_notes.llm.service import AgentService
 from smarthole_notes.settings import Settings
 from smarthole_notes.tools.base import Tool, ToolRegistry
+from smarthole_notes.tools.vault import vault_tools
+from smarthole_notes.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,6 @@ def require_api_key() -> ApiKey:
     if key is None:
         raise ConfigurationError(NO_API_KEY_MESSAGE)
     return key
-
-
-def vault_tools_for(vault: Path) -> list[Tool]:
-    """Every vault tool for `vault` (none if the vault tools are not installed in this build)."""
-    try:
-        vault_module = importlib.import_module("smarthole_notes.vault")
-        tools_module = importlib.import_module("smarthole_notes.tools.vault")
-    except ImportError:
-        return []
-    tools: list[Tool] = tools_module.vault_tools(vault_module.Vault(vault))
-    return tools
 
 
 def build_agent(
@@ -65,7 +55,7 @@ def build_agent(
     prompt = SystemPrompt(
         settings.information_architecture, conversation_context=conversation_context
     )
-    tools = ToolRegistry([*vault_tools_for(vault), *(extra_tools or [])])
+    tools = ToolRegistry([*vault_tools(Vault(vault)), *(extra_tools or [])])
     return AgentService(provider, system_prompt=prompt, tools=tools)
 
 

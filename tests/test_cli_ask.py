@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.llm_helpers import TEST_KEY
-from tests.standins.anthropic_api import AnthropicStandIn, status_reply, text_reply
+from tests.standins.anthropic_api import AnthropicStandIn, status_reply, text_reply, tool_reply
 
 
 def env_for(api: AnthropicStandIn, home: Path, key: str | None = TEST_KEY) -> dict[str, str]:
@@ -189,3 +189,23 @@ def test_help_works(args: list[str]) -> None:
     )
     assert done.returncode == 0
     assert "ask" in done.stdout
+
+
+def test_ask_uses_the_vault_tools_to_write_a_note(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    anthropic_api.script(
+        tool_reply("write_file", {"path": "Lists/Shopping", "content": "- eggs\n"}),
+        text_reply("Added eggs to Lists/Shopping.md."),
+    )
+    done = run_ask(anthropic_api, tmp_path, "add eggs to my shopping list")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "vault" / "Lists" / "Shopping.md").read_text() == "- eggs\n"
+    tools = {t["name"] for t in anthropic_api.requests[0].body["tools"]}
+    assert {"read_file", "write_file", "move_file", "search_files", "get_active_note"} <= tools
+    (result,) = [
+        b
+        for b in anthropic_api.requests[1].body["messages"][-1]["content"]
+        if b["type"] == "tool_result"
+    ]
+    assert result["content"].startswith("Created file Lists/Shopping.md")
