@@ -1,0 +1,29 @@
+"""The SmartHole client: registration, routed messages, responses (see protocol.md)."""
+
+from smarthole_notes.smarthole.client import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    ConnectionStatus,
+    SmartHoleClient,
+)
+from smarthole_notes.smarthole.protocol import (
+    InputMethod,
+    Priority,
+    RoutedMessage,
+    description_problem,
+    name_problem,
+    url_problem,
+)
+
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "Backoff",
+    "ConnectionStatus",
+    "InputMethod",
+    "Priority",
+    "RoutedMessage",
+    "SmartHoleClient",
+    "description_problem",
+    "name_problem",
+    "url_problem",
+]
