@@ -140,12 +140,52 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    print(
-        "smarthole-notes serve is not built yet: the message pipeline and chat page arrive "
-        "in later releases. Use `smarthole-notes ask TEXT` meanwhile.",
-        file=sys.stderr,
-    )
-    return EXIT_OK
+    from smarthole_notes.server import ServeOptions, serve
+
+    try:
+        vault, _settings = load_vault_settings(args.vault, {})
+        options = ServeOptions(
+            vault=vault,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            smarthole_url=args.smarthole_url,
+            no_smarthole=args.no_smarthole,
+            model=args.model,
+        )
+        return asyncio.run(serve(options))
+    except ConfigurationError as exc:
+        return _fail(str(exc), exc, args.verbose, EXIT_CONFIGURATION)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    from smarthole_notes.inbox import Inbox, inbox_folder
+    from smarthole_notes.server import process_inbox
+
+    try:
+        vault, _settings = load_vault_settings(args.vault, {})
+    except ConfigurationError as exc:
+        return _fail(str(exc), exc, args.verbose, EXIT_CONFIGURATION)
+    if args.action == "list":
+        pending = Inbox(inbox_folder(vault)).pending()
+        if not pending:
+            print("The inbox is empty.")
+        for message in pending:
+            error = f"  [last error: {message.last_error}]" if message.last_error else ""
+            print(f"{message.id}  {message.timestamp}  {message.source}  {message.text!r}{error}")
+        return EXIT_OK
+    try:
+        outcomes = asyncio.run(process_inbox(vault))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    if not outcomes:
+        print("The inbox is empty.")
+    for outcome in outcomes:
+        print(f"{outcome.message_id}: {outcome.status}")
+    failed = [o for o in outcomes if o.status in ("failed", "no_key", "interrupted")]
+    return EXIT_API_FAILURE if failed else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,8 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the service (SmartHole client and chat page)")
     serve.add_argument("--vault", help="the notes folder (default: the current folder)")
-    serve.add_argument("--verbose", action="store_true")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8765, help="HTTP port")
+    serve.add_argument("--token", help="access token for the chat page (default: generated)")
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument("--smarthole-url", help="SmartHole's address for this run")
+    where.add_argument("--no-smarthole", action="store_true", help="do not connect to SmartHole")
+    serve.add_argument("--model", help="model for this run (default: the `model` setting)")
+    serve.add_argument("--verbose", action="store_true", help="debug logs")
     serve.set_defaults(func=cmd_serve)
+
+    inbox = sub.add_parser("inbox", help="list or process messages waiting in the inbox")
+    inbox.add_argument("action", choices=["list", "process"])
+    inbox.add_argument("--vault", help="the notes folder (default: the current folder)")
+    inbox.add_argument("--verbose", action="store_true", help="debug logs")
+    inbox.set_defaults(func=cmd_inbox)
     return parser
 
 

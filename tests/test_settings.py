@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from smarthole_notes.durable import write_file_atomically
 from smarthole_notes.settings import (
     DEFAULT_INFORMATION_ARCHITECTURE,
     DEFAULT_RETROSPECTION_PROMPT,
@@ -23,7 +24,6 @@ from smarthole_notes.settings import (
     save_settings,
     settings_path,
     validate_setting,
-    write_file_atomically,
 )
 
 EXPECTED_DEFAULTS: dict[str, object] = {

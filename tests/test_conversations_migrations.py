@@ -1,0 +1,120 @@
+"""Schema versions: a new database, an older one upgraded, a failed or too-new one refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from smarthole_notes.conversations.store import (
+    MIGRATIONS,
+    ConversationStore,
+    SchemaError,
+    default_path,
+)
+
+T0 = datetime(2026, 2, 5, 19, 30, tzinfo=UTC)
+IDLE = timedelta(minutes=30)
+
+# What a second release could add (see the MIGRATIONS docstring).
+MIGRATION_2 = """
+ALTER TABLE messages ADD COLUMN model TEXT;
+UPDATE messages SET model = 'unknown' WHERE role = 'assistant';
+"""
+MIGRATION_3 = "CREATE INDEX messages_by_model ON messages (model);"
+
+
+def user_version(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def columns(path: Path, table: str) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def first_release_database(path: Path) -> str:
+    """A database written by the first release, with one ended conversation; its id."""
+    with ConversationStore(path, migrations=MIGRATIONS[:1]) as store:
+        conversation, _ = store.begin_message(T0, IDLE)
+        store.add_exchange(
+            conversation.id, "add eggs", "Added eggs.", source="chat", message_id="m-1",
+            asked_at=T0, answered_at=T0 + timedelta(seconds=2),
+        )  # fmt: skip
+        store.end_conversation(conversation.id, "explicit", T0 + timedelta(minutes=1))
+        store.set_summary(conversation.id, "Eggs on the shopping list", "Eggs were added.")
+    return conversation.id
+
+
+def test_new_database_is_created_at_the_current_version(tmp_path: Path) -> None:
+    path = default_path(tmp_path)
+    with ConversationStore(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+    assert user_version(path) == len(MIGRATIONS)
+
+
+def test_empty_database_file_gets_the_whole_schema(tmp_path: Path) -> None:
+    path = tmp_path / "conversations.db"
+    sqlite3.connect(path).close()  # exists, version 0, no tables
+    with ConversationStore(path) as store:
+        assert store.active_conversation() is None
+        assert store.integrity_check() == "ok"
+
+
+def test_older_database_is_upgraded_in_order_and_keeps_its_history(tmp_path: Path) -> None:
+    path = default_path(tmp_path)
+    conversation_id = first_release_database(path)
+    assert user_version(path) == 1
+
+    with ConversationStore(path, migrations=(*MIGRATIONS, MIGRATION_2, MIGRATION_3)) as store:
+        assert store.schema_version == 3
+        assert [m.content for m in store.messages(conversation_id)] == ["add eggs", "Added eggs."]
+        assert store.is_processed("m-1")
+        assert [h.conversation.id for h in store.search("eggs")] == [conversation_id]
+        current, _ = store.begin_message(T0 + timedelta(hours=1), IDLE)
+        store.add_message(current.id, "user", "more", source="chat", at=T0 + timedelta(hours=1))
+        assert store.integrity_check() == "ok"
+        models = store._conn.execute("SELECT role, model FROM messages ORDER BY id").fetchall()
+    assert [tuple(row) for row in models] == [
+        ("user", None),
+        ("assistant", "unknown"),
+        ("user", None),
+    ]
+    assert user_version(path) == 3
+    assert "model" in columns(path, "messages")
+
+
+def test_reopening_an_up_to_date_database_runs_no_migration(tmp_path: Path) -> None:
+    path = default_path(tmp_path)
+    first_release_database(path)
+    with ConversationStore(path, migrations=(*MIGRATIONS, "SELECT 1;")):
+        pass
+    # Were migration 2 run again, the duplicate column would fail.
+    with ConversationStore(path, migrations=(*MIGRATIONS, MIGRATION_2)) as store:
+        assert store.schema_version == 2
+    with ConversationStore(path, migrations=(*MIGRATIONS, MIGRATION_2)) as store:
+        assert store.schema_version == 2
+
+
+def test_failed_migration_is_rolled_back_whole_and_reported(tmp_path: Path) -> None:
+    path = default_path(tmp_path)
+    conversation_id = first_release_database(path)
+    broken = "ALTER TABLE messages ADD COLUMN model TEXT;\nCREATE TABLE (;"
+    with pytest.raises(SchemaError, match="migration 2 failed"):
+        ConversationStore(path, migrations=(*MIGRATIONS, broken))
+    assert user_version(path) == 1
+    assert "model" not in columns(path, "messages")
+    with ConversationStore(path) as store:  # the first release still reads it
+        assert len(store.messages(conversation_id)) == 2
+
+
+def test_database_from_a_newer_release_is_refused_not_misread(tmp_path: Path) -> None:
+    path = default_path(tmp_path)
+    first_release_database(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 7")
+    with pytest.raises(SchemaError, match="newer than this release"):
+        ConversationStore(path)

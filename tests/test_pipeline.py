@@ -1,0 +1,318 @@
+"""The message pipeline over real sockets: SmartHole stand-in -> inbox -> agent -> notes -> history."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from smarthole_notes.inbox import InboxMessage
+from smarthole_notes.pipeline import NO_KEY_NOTICE, RETRY_NOTE
+from smarthole_notes.settings import Settings
+from tests.pipeline_harness import CLIENT_NAME, Clock, Service
+from tests.standins.anthropic_api import AnthropicStandIn, status_reply, text_reply, tool_reply
+from tests.standins.smarthole_server import SmartHoleStandIn
+
+
+@pytest.fixture
+async def hole() -> AsyncIterator[SmartHoleStandIn]:
+    async with SmartHoleStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    folder = tmp_path / "vault"
+    folder.mkdir()
+    return folder
+
+
+def user_texts(api: AnthropicStandIn) -> list[str]:
+    texts = []
+    for request in api.requests:
+        if request.body.get("stream") and len(request.body["messages"]) == 1:
+            texts.append(request.body["messages"][0]["content"][-1]["text"])
+    return texts
+
+
+async def test_routed_message_goes_through_every_step(
+    anthropic_api: AnthropicStandIn, hole: SmartHoleStandIn, vault: Path
+) -> None:
+    anthropic_api.script(
+        tool_reply("write_file", {"path": "Lists/Shopping.md", "content": "- eggs\n"}),
+        text_reply("Added eggs to Lists/Shopping.md."),
+    )
+    service = Service(vault, anthropic_api, smarthole_url=hole.url)
+    await service.start()
+    try:
+        message_id = await hole.route(CLIENT_NAME, "add eggs to my shopping list")
+        ack = await hole.wait_for_response(message_id, "ack")
+        assert ack.at - hole.delivery(message_id).sent_at < 1.0  # type: ignore[union-attr]
+        notification = await hole.wait_for_response(message_id, "notification", timeout=10)
+        await service.idle()
+    finally:
+        await service.stop()
+
+    assert (vault / "Lists" / "Shopping.md").read_text() == "- eggs\n"
+    assert notification.payload == {
+        "title": "Notes updated",
+        "body": "Added eggs to Lists/Shopping.md.",
+        "priority": "normal",
+    }
+    assert service.inbox.pending() == []
+    store = service.store.__class__(service.store.path)
+    (conversation,) = store.list_conversations()
+    messages = store.messages(conversation.id)
+    assert [(m.role, m.content) for m in messages] == [
+        ("user", "add eggs to my shopping list"),
+        ("assistant", "Added eggs to Lists/Shopping.md."),
+    ]
+    assert messages[0].input_method == "voice" and messages[0].message_id == message_id
+    assert [t.name for t in messages[1].tools_used] == ["write_file"]
+    assert store.is_processed(message_id)
+    store.close()
+    kinds = [e["type"] for e in service.events]
+    for kind in ("message_received", "queued", "tool_started", "tool_finished", "response"):
+        assert kind in kinds
+
+
+async def test_burst_of_twenty_is_acked_at_once_and_processed_in_order(
+    anthropic_api: AnthropicStandIn, hole: SmartHoleStandIn, vault: Path
+) -> None:
+    anthropic_api.default_reply = text_reply("Done, slowly.", chunk_size=2, delay=0.01)
+    service = Service(vault, anthropic_api, smarthole_url=hole.url)
+    await service.start()
+    try:
+        ids = [await hole.route(CLIENT_NAME, f"note number {i}") for i in range(20)]
+        for message_id in ids:
+            await hole.wait_for_response(message_id, "ack")
+        latencies = [
+            hole.responses_for(i, "ack")[0].at - hole.delivery(i).sent_at  # type: ignore[union-attr]
+            for i in ids
+        ]
+        await service.idle(timeout=60)
+    finally:
+        await service.stop()
+    assert max(latencies) < 1.0
+    assert user_texts(anthropic_api) == [f"note number {i}" for i in range(20)]
+    assert service.inbox.pending() == []
+
+
+async def test_redelivered_id_is_processed_once(
+    anthropic_api: AnthropicStandIn, hole: SmartHoleStandIn, vault: Path
+) -> None:
+    service = Service(vault, anthropic_api, smarthole_url=hole.url)
+    await service.start()
+    try:
+        await hole.route(CLIENT_NAME, "remember the milk", message_id="msg-same")
+        await hole.wait_for_response("msg-same", "notification", timeout=10)
+        await service.idle()
+        await hole.route(CLIENT_NAME, "remember the milk", message_id="msg-same")
+        await hole.wait_for_response("msg-same", "ack", count=2)
+        await asyncio.sleep(0.3)
+        await service.idle()
+    finally:
+        await service.stop()
+    assert user_texts(anthropic_api) == ["remember the milk"]
+
+
+async def test_invalid_key_tells_the_user_and_keeps_the_message(
+    anthropic_api: AnthropicStandIn, hole: SmartHoleStandIn, vault: Path
+) -> None:
+    anthropic_api.script(status_reply(401))
+    service = Service(vault, anthropic_api, smarthole_url=hole.url)
+    await service.start()
+    try:
+        message_id = await hole.route(CLIENT_NAME, "add milk")
+        told = await hole.wait_for_response(message_id, "notification", timeout=10)
+        await service.idle()
+    finally:
+        await service.stop()
+    assert "API key is missing or invalid" in told.payload["body"]
+    assert told.payload["priority"] == "high"
+    (kept,) = service.inbox.pending()
+    assert kept.id == message_id and kept.last_error and "auth_error" in kept.last_error
+    assert service.of_type("error")[0]["code"] == "auth_error"
+
+
+async def test_persistent_overload_is_told_kept_and_processed_later(
+    anthropic_api: AnthropicStandIn, hole: SmartHoleStandIn, vault: Path
+) -> None:
+    anthropic_api.script(*[status_reply(529, retry_after=0)] * 3)
+    service = Service(vault, anthropic_api, smarthole_url=hole.url)
+    await service.start()
+    try:
+        message_id = await hole.route(CLIENT_NAME, "add bread")
+        told = await hole.wait_for_response(message_id, "notification", timeout=10)
+        await service.idle()
+    finally:
+        await service.stop()
+    assert "overloaded" in told.payload["body"] and "kept" in told.payload["body"]
+    assert len(anthropic_api.requests) == 3  # the provider's retries only, never more
+    assert [m.id for m in service.inbox.pending()] == [message_id]
+
+    anthropic_api.script(text_reply("Added bread."))
+    later = Service(vault, anthropic_api)
+    await later.start()
+    await later.idle()
+    await later.stop()
+    assert later.pipeline.outcomes[0].status == "answered"
+    assert later.inbox.pending() == []
+
+
+async def test_without_a_key_messages_are_acked_kept_and_processed_once_a_key_is_set(
+    anthropic_api: AnthropicStandIn, hole: SmartHoleStandIn, vault: Path
+) -> None:
+    service = Service(vault, anthropic_api, smarthole_url=hole.url, key=None)
+    await service.start()
+    try:
+        message_id = await hole.route(CLIENT_NAME, "add tea")
+        await hole.wait_for_response(message_id, "ack")
+        told = await hole.wait_for_response(message_id, "notification", timeout=10)
+        assert told.payload["body"] == NO_KEY_NOTICE
+        await service.idle()
+        assert [m.id for m in service.inbox.pending()] == [message_id]
+        assert anthropic_api.requests == []
+
+        service.key = "test-key-not-secret"
+        service.pipeline.key_configured()
+        await hole.wait_for_response(message_id, "notification", count=2, timeout=10)
+        await service.idle()
+    finally:
+        await service.stop()
+    assert service.inbox.pending() == []
+    assert user_texts(anthropic_api) == ["add tea"]
+
+
+async def test_an_interrupted_message_is_retried_with_a_note_for_the_agent(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    service = Service(vault, anthropic_api)
+    message = InboxMessage(id="chat-1", text="move my notes", source="chat", timestamp="")
+    service.inbox.put(dataclasses.replace(message, attempts=1))  # a run started, then died
+    await service.start()
+    await service.idle()
+    await service.stop()
+    sent = anthropic_api.requests[0].body["messages"][0]["content"][-1]["text"]
+    assert sent == f"{RETRY_NOTE}\n\nmove my notes"
+    assert service.inbox.pending() == []
+
+
+async def test_stop_cancels_quietly_and_the_message_leaves_the_inbox(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    anthropic_api.script(text_reply("slow " * 100, chunk_size=2, delay=0.1))
+    service = Service(vault, anthropic_api)
+    await service.start()
+    try:
+        await service.chat("write me a long story", "chat-2")
+        await asyncio.to_thread(anthropic_api.wait_for_requests, 1)
+        await asyncio.sleep(0.2)
+        cancelled_at = time.monotonic()
+        assert service.pipeline.cancel_current()
+        await service.idle(timeout=2)
+        assert time.monotonic() - cancelled_at < 1.0
+    finally:
+        await service.stop()
+    assert service.pipeline.outcomes[-1].status == "cancelled"
+    assert service.of_type("error") == []
+    assert service.of_type("cancelled")[0]["message_id"] == "chat-2"
+    assert service.inbox.pending() == []
+
+
+async def test_shutdown_cancels_after_the_grace_period_and_keeps_the_message(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    anthropic_api.script(text_reply("slow " * 100, chunk_size=2, delay=0.1))
+    service = Service(vault, anthropic_api)
+    await service.start()
+    await service.chat("write me a long story", "chat-3")
+    await asyncio.to_thread(anthropic_api.wait_for_requests, 1)
+    await service.stop(grace=0.2)
+    assert service.pipeline.outcomes[-1].status == "interrupted"
+    assert [m.id for m in service.inbox.pending()] == ["chat-3"]
+
+
+async def test_send_message_notifies_and_a_question_waits_across_a_restart(
+    anthropic_api: AnthropicStandIn, hole: SmartHoleStandIn, vault: Path
+) -> None:
+    anthropic_api.script(
+        tool_reply("send_message", {"message": "Groceries or hardware list?", "is_question": True}),
+        text_reply("Waiting for your answer."),
+    )
+    service = Service(vault, anthropic_api, smarthole_url=hole.url)
+    await service.start()
+    try:
+        message_id = await hole.route(CLIENT_NAME, "add screws to the list")
+        question = await hole.wait_for_response(message_id, "notification", timeout=10)
+        await service.idle()
+    finally:
+        await service.stop()
+    assert question.payload["priority"] == "high"
+    assert question.payload["body"] == "Groceries or hardware list?"
+    assert service.of_type("agent_message")[0]["is_question"] is True
+
+    restarted = Service(vault, anthropic_api)
+    await restarted.start()
+    await restarted.chat("hardware", "chat-4")
+    await restarted.idle()
+    await restarted.stop()
+    system = anthropic_api.requests[-1].body["system"]
+    assert (
+        'waiting for the user\'s answer to your question: "Groceries or hardware list?"' in system
+    )
+
+
+async def test_end_conversation_ends_it_and_a_non_streaming_call_summarises_it(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    anthropic_api.script(
+        tool_reply("end_conversation", {"reason": "user said thanks"}),
+        text_reply("You're welcome!"),
+        text_reply(
+            '{"title": "Thanks after the shopping list", "summary": "The user said thanks. Nothing else was needed."}'
+        ),
+    )
+    service = Service(vault, anthropic_api)
+    await service.start()
+    await service.chat("thanks, that's all", "chat-5")
+    await service.idle()
+    for _ in range(100):
+        conversations = service.store.list_conversations()
+        if conversations and conversations[0].title:
+            break
+        await asyncio.sleep(0.05)
+    await service.stop()
+    (conversation,) = conversations
+    assert conversation.ended_at is not None and conversation.end_reason == "explicit"
+    assert conversation.title == "Thanks after the shopping list"
+    summary_request = anthropic_api.requests[-1]
+    assert not summary_request.body.get("stream") and "tools" not in summary_request.body
+
+
+async def test_idle_timeout_starts_a_new_conversation(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    clock = Clock()
+    service = Service(
+        vault, anthropic_api, clock=clock, settings=Settings(conversation_idle_timeout_minutes=30)
+    )
+    await service.start()
+    await service.chat("first", "chat-6")
+    await service.idle()
+    clock.now += timedelta(minutes=29)
+    await service.chat("second", "chat-7")
+    await service.idle()
+    clock.now += timedelta(minutes=31)
+    await service.chat("third", "chat-8")
+    await service.idle()
+    conversations = service.store.list_conversations()
+    await service.stop()
+    assert len(conversations) == 2
+    ended = [c for c in conversations if c.ended_at is not None]
+    assert len(ended) == 1 and ended[0].end_reason == "idle"
