@@ -13,7 +13,7 @@ from smarthole_notes.conversations.store import ConversationStore, default_path
 from smarthole_notes.credentials import ApiKey
 from smarthole_notes.inbox import Inbox, InboxMessage, inbox_folder
 from smarthole_notes.llm.anthropic_provider import make_client
-from smarthole_notes.pipeline import Pipeline
+from smarthole_notes.pipeline import Pipeline, utc_now
 from smarthole_notes.settings import Settings
 from smarthole_notes.smarthole import ConnectionStatus, RoutedMessage, SmartHoleClient
 from tests.llm_helpers import TEST_KEY
@@ -60,7 +60,7 @@ class Service:
             bus=self.bus,
             api_key=lambda: ApiKey(self.key, "environment") if self.key else None,
             make_client=lambda k: make_client(k.reveal(), api.base_url),
-            **({"clock": clock} if clock else {}),
+            clock=clock or utc_now,
         )
         self.client: SmartHoleClient | None = None
         if smarthole_url is not None:
