@@ -29,6 +29,7 @@ from smarthole_notes.bus import EventBus
 from smarthole_notes.conversations.store import ConversationStore, default_path
 from smarthole_notes.credentials import resolve_api_key
 from smarthole_notes.inbox import Inbox, InboxMessage, inbox_folder
+from smarthole_notes.llm.errors import ConfigurationError
 from smarthole_notes.pipeline import Outcome, Pipeline
 from smarthole_notes.settings import Settings, load_settings
 from smarthole_notes.smarthole import ConnectionStatus, RoutedMessage, SmartHoleClient
@@ -162,11 +163,17 @@ async def serve(options: ServeOptions) -> int:
     http = _HttpServer(config)
     http_task = asyncio.create_task(http.serve(), name="http")
 
+    while not http.started:
+        if http_task.done():
+            await http_task  # raises what stopped it (e.g. the port is taken)
+            raise ConfigurationError(f"could not listen on {options.host}:{options.port}")
+        await asyncio.sleep(0.01)
+    port = http.servers[0].sockets[0].getsockname()[1] if http.servers else options.port
     await pipeline.start()
     if client is not None:
         await client.start()
     print(
-        f"smarthole-notes {__version__} serving {vault} at http://{options.host}:{options.port}/health",
+        f"smarthole-notes {__version__} serving {vault} at http://{options.host}:{port}/health",
         file=sys.stderr,
         flush=True,
     )
