@@ -316,3 +316,49 @@ async def test_idle_timeout_starts_a_new_conversation(
     assert len(conversations) == 2
     ended = [c for c in conversations if c.ended_at is not None]
     assert len(ended) == 1 and ended[0].end_reason == "idle"
+
+
+async def test_get_conversation_searches_and_lists_past_conversations(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    clock = Clock()
+    service = Service(vault, anthropic_api, clock=clock)
+    await service.start()
+    anthropic_api.script(
+        text_reply("Noted: kitchen tiles are terracotta."),
+        text_reply(
+            '{"title": "Kitchen tile decision", "summary": "The user chose terracotta tiles."}'
+        ),
+    )
+    await service.chat("for the kitchen I decided on terracotta tiles", "chat-10")
+    await service.idle()
+    clock.now += timedelta(hours=2)  # the next message ends that conversation by idle timeout
+    anthropic_api.script(
+        tool_reply("get_conversation", {"query": "terracotta"}),
+        tool_reply("get_conversation", {}),
+        text_reply("You chose terracotta."),
+    )
+    await service.chat("what did I decide about the kitchen?", "chat-11")
+    await service.idle()
+    await service.stop()
+    streamed = [r for r in anthropic_api.requests if r.body.get("stream")]
+    found = streamed[-2].body["messages"][-1]["content"][0]
+    assert found["type"] == "tool_result" and not found["is_error"]
+    assert "terracotta" in found["content"].lower()
+    listed = streamed[-1].body["messages"][-1]["content"][0]["content"]
+    assert "Kitchen tile decision" in listed or "kitchen" in listed.lower()
+
+
+async def test_send_message_in_a_chat_request_reaches_the_page_only(
+    anthropic_api: AnthropicStandIn, hole: SmartHoleStandIn, vault: Path
+) -> None:
+    anthropic_api.script(
+        tool_reply("send_message", {"message": "Working on it…"}), text_reply("Done.")
+    )
+    service = Service(vault, anthropic_api, smarthole_url=hole.url)
+    await service.start()
+    await service.chat("tidy my notes", "chat-12")
+    await service.idle()
+    await service.stop()
+    assert service.of_type("agent_message")[0]["text"] == "Working on it…"
+    assert hole.responses == []
