@@ -188,6 +188,20 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     return EXIT_API_FAILURE if failed else EXIT_OK
 
 
+def cmd_undo(args: argparse.Namespace) -> int:
+    from smarthole_notes.versioning import undo_in_vault
+
+    try:
+        vault, _settings = load_vault_settings(args.vault, {})
+    except ConfigurationError as exc:
+        return _fail(str(exc), exc, args.verbose, EXIT_CONFIGURATION)
+    result = undo_in_vault(vault, args.target)
+    print(result.message, file=sys.stdout if result.ok else sys.stderr)
+    for path in result.conflicts:
+        print(f"  conflict: {path}", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_API_FAILURE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smarthole-notes",
@@ -220,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--vault", help="the notes folder (default: the current folder)")
     inbox.add_argument("--verbose", action="store_true", help="debug logs")
     inbox.set_defaults(func=cmd_inbox)
+
+    undo = sub.add_parser("undo", help="undo one processed request (git versioning must be on)")
+    undo.add_argument(
+        "target", nargs="?", default="last", metavar="MESSAGE_ID|last", help="default: last"
+    )
+    undo.add_argument("--vault", help="the notes folder (default: the current folder)")
+    undo.add_argument("--verbose", action="store_true", help="debug logs")
+    undo.set_defaults(func=cmd_undo)
     return parser
 
 

@@ -46,8 +46,19 @@ from smarthole_notes.llm.events import (
 from smarthole_notes.llm.prompt import local_zone
 from smarthole_notes.llm.service import AgentResult, AgentService
 from smarthole_notes.llm.state import ConversationState
+from smarthole_notes.retrospection import retrospect_ended_conversation
 from smarthole_notes.settings import Settings
 from smarthole_notes.tools.conversation import Notifier, TurnContext, conversation_tools, trim
+from smarthole_notes.tools.git import git_tools
+from smarthole_notes.versioning import (
+    GitError,
+    GitVault,
+    Snapshot,
+    UndoResult,
+    commit_request,
+    stage_request,
+    undo,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +148,8 @@ class Pipeline:
         self._worker: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
         self._current: AgentService | None = None
+        self._git: GitVault | None = None
+        self._work_lock = asyncio.Lock()
         self._current_id: str | None = None
         self._stopping = False
         self._idle = asyncio.Event()
@@ -182,6 +195,7 @@ class Pipeline:
     async def start(self) -> None:
         """Recover what a previous run left in the inbox (oldest first), then start working."""
         await asyncio.to_thread(self._drop_stale_states)
+        await self.versioning_changed()
         for message in await asyncio.to_thread(self.inbox.pending):
             if await asyncio.to_thread(self.store.is_processed, message.id):
                 await asyncio.to_thread(self.inbox.remove, message.id)
@@ -234,6 +248,76 @@ class Pipeline:
         for client in self._clients.values():
             await client.close()
 
+    # ------------------------------------------------------------------ git versioning
+
+    def git(self) -> GitVault | None:
+        """The vault's repository while versioning is on, else None."""
+        if not self._settings().enable_git_version_control:
+            return None
+        if self._git is None:
+            self._git = GitVault(self.vault)
+        return self._git
+
+    async def versioning_changed(self) -> None:
+        """Versioning was turned on (or the service starts with it on): make sure the
+        vault is a repository. Turning it off needs nothing: the repository stays, and the
+        next agent simply gets no git tools."""
+        git = self.git()
+        if git is None:
+            return
+        try:
+            await asyncio.to_thread(git.ensure_repository)
+        except (GitError, OSError) as exc:
+            log.warning("Git versioning is on but the repository is not usable: %s", exc)
+
+    async def undo(self, target: str) -> UndoResult:
+        """Undo one processed request ("last" or its message id), between messages only."""
+        git = self.git()
+        if git is None:
+            return UndoResult(
+                "failed", "Git versioning is off: turn it on in Settings to undo requests."
+            )
+        async with self._work_lock:
+            return await asyncio.to_thread(undo, git, target)
+
+    async def _snapshot_before(self, git: GitVault | None, settings: Settings) -> Snapshot | None:
+        if git is None or not settings.auto_commit_after_processing:
+            return None
+        try:
+            return await asyncio.to_thread(git.snapshot)
+        except (GitError, OSError) as exc:
+            log.warning("Git status before the request failed: %s", exc)
+            return None
+
+    async def _commit(
+        self,
+        git: GitVault | None,
+        before: Snapshot | None,
+        message: InboxMessage,
+        conversation_id: str,
+        tools_used: list[dict[str, Any]],
+        settings: Settings,
+    ) -> None:
+        """Stage now (so the next request's edits cannot leak in), commit in the background."""
+        if git is None or not settings.auto_commit_after_processing:
+            return
+        staged = await stage_request(git, before)
+        if staged is None:
+            return
+        key = self._api_key()
+        self._side_job(
+            commit_request(
+                git,
+                staged,
+                llm=self._client(key) if key is not None else None,
+                request_text=message.text,
+                conversation_id=conversation_id,
+                message_id=message.id,
+                tools_used=tools_used,
+                user_changes_before=before,
+            )
+        )
+
     # ------------------------------------------------------------------ the worker
 
     async def _work(self) -> None:
@@ -243,7 +327,8 @@ class Pipeline:
             self._current_id = message_id
             self._between_messages.clear()
             try:
-                outcome = await self._process(message_id)
+                async with self._work_lock:
+                    outcome = await self._process(message_id)
             except Exception:
                 log.exception(
                     "Processing message %s failed unexpectedly; it stays in the inbox", message_id
@@ -301,25 +386,31 @@ class Pipeline:
                 at=now,
             )
         turn = TurnContext(message, active.id, state)
+        git = self.git()
+        tools = conversation_tools(turn, bus=self.bus, store=self.store, notifier=self.messenger)
+        if git is not None:
+            tools += git_tools(git)
         agent = build_agent(
             self.vault,
             settings,
             self._client(key),
-            extra_tools=conversation_tools(
-                turn, bus=self.bus, store=self.store, notifier=self.messenger
-            ),
+            extra_tools=tools,
             conversation_context=lambda: context,
         )
         agent.state = state
         self._current = agent
         text = f"{RETRY_NOTE}\n\n{message.text}" if message.attempts > 1 else message.text
+        before = await self._snapshot_before(git, settings)
         try:
             result = await agent.process(text, on_event=self._forward(message_id))
         except LLMError as error:
             return await self._failed(message, error)
         if result.aborted:
             return await self._cancelled(message)
-        return await self._answered(message, active, turn, result, settings)
+        outcome = await self._answered(message, active, turn, result, settings)
+        tools_used = [dataclasses.asdict(t) for t in tool_uses_from_calls(result.tools_used)]
+        await self._commit(git, before, message, active.id, tools_used, settings)
+        return outcome
 
     async def _answered(
         self,
@@ -444,7 +535,7 @@ class Pipeline:
 
         return forward
 
-    def _side_job(self, job: Coroutine[Any, Any, None]) -> None:
+    def _side_job(self, job: Coroutine[Any, Any, object]) -> None:
         """Background work that never delays an answer; failures are logged only."""
 
         async def guarded() -> None:
@@ -460,6 +551,7 @@ class Pipeline:
     async def _after_conversation_ended(
         self, conversation: Conversation, settings: Settings
     ) -> None:
+        """Title and summary (a failure leaves it untitled), then retrospection if it is on."""
         key = self._api_key()
         if key is None:
             return
@@ -469,10 +561,22 @@ class Pipeline:
         provider = AnthropicProvider(self._client(key), settings.model, streaming=False)
         try:
             title, summary = await summarise(provider, messages)
+            conversation = await asyncio.to_thread(
+                self.store.set_summary, conversation.id, title, summary
+            )
         except Exception as exc:
             log.warning("Could not summarise conversation %s: %s", conversation.id, exc)
-            return
-        await asyncio.to_thread(self.store.set_summary, conversation.id, title, summary)
+        zone, _zone_name = local_zone()
+        await retrospect_ended_conversation(
+            settings=settings,
+            llm=self._client(key),
+            store=self.store,
+            conversation=conversation,
+            vault=self.vault,
+            now=self._clock(),
+            tz=zone,
+            bus=self.bus,
+        )
 
     def _drop_stale_states(self) -> None:
         timeout = timedelta(minutes=self._settings().conversation_state_timeout_minutes)
