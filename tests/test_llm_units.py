@@ -43,7 +43,9 @@ def test_error_table_matches_the_spec(code: str, retryable: bool) -> None:
 def test_user_message_says_how_many_times_it_retried() -> None:
     error = LLMError(ErrorCode.OVERLOADED, "HTTP 529", attempts=3)
     assert error.user_message == "Anthropic is overloaded; retried 3 times"
-    assert LLMError(ErrorCode.AUTH_ERROR).user_message == "The Anthropic API key is missing or invalid"
+    assert (
+        LLMError(ErrorCode.AUTH_ERROR).user_message == "The Anthropic API key is missing or invalid"
+    )
 
 
 def test_retry_delays_are_one_then_two_seconds() -> None:
@@ -146,9 +148,7 @@ def test_trimming_never_separates_tool_use_from_its_result() -> None:
         kept = trim_history(history, limit)
         assert kept[0].role == "user" and not kept[0].has_tool_results
         uses = {u.id for m in kept for u in m.tool_uses}
-        results = {
-            b.tool_use_id for m in kept for b in m.content if isinstance(b, ToolResultBlock)
-        }
+        results = {b.tool_use_id for m in kept for b in m.content if isinstance(b, ToolResultBlock)}
         assert results <= uses
         assert kept == history[len(history) - len(kept) :]
 
