@@ -69,7 +69,7 @@ class SettingsHolder:
         return self.current
 
 
-def open_parts(vault: Path, settings: SettingsHolder) -> tuple[Inbox, ConversationStore, EventBus]:
+def open_parts(vault: Path) -> tuple[Inbox, ConversationStore, EventBus]:
     return Inbox(inbox_folder(vault)), ConversationStore(default_path(vault)), EventBus()
 
 
@@ -107,7 +107,7 @@ async def serve(options: ServeOptions) -> int:
     if options.no_smarthole:
         overrides["enable_smarthole_connection"] = False
     settings = SettingsHolder(vault, overrides)
-    inbox, store, bus = open_parts(vault, settings)
+    inbox, store, bus = open_parts(vault)
 
     client: SmartHoleClient | None = None
     pipeline = Pipeline(vault, settings=settings, inbox=inbox, store=store, bus=bus)
@@ -193,7 +193,7 @@ async def serve(options: ServeOptions) -> int:
 async def process_inbox(vault: Path) -> list[Outcome]:
     """`inbox process`: run every pending message once through the pipeline, then stop."""
     settings = SettingsHolder(vault, {})
-    inbox, store, bus = open_parts(vault, settings)
+    inbox, store, bus = open_parts(vault)
     pipeline = Pipeline(vault, settings=settings, inbox=inbox, store=store, bus=bus)
     try:
         await pipeline.start()
