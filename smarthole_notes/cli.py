@@ -19,6 +19,7 @@ from smarthole_notes import __version__
 from smarthole_notes.agent import build_agent, client_for, require_api_key
 from smarthole_notes.llm.errors import ConfigurationError, ErrorCode, LLMError
 from smarthole_notes.llm.events import AgentEvent, StreamRestarted, TextDelta, ToolStarted
+from smarthole_notes.logs import configure_logging
 from smarthole_notes.settings import Settings, load_settings
 
 log = logging.getLogger("smarthole_notes")
@@ -34,18 +35,6 @@ _HINTS: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMIT: "try again in a minute",
     ErrorCode.NETWORK_ERROR: "check your connection (or ANTHROPIC_BASE_URL)",
 }
-
-
-def configure_logging(verbose: bool) -> None:
-    """Standard logging to stderr. The SDK's and HTTP library's own loggers stay quiet."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    for noisy in ("anthropic", "httpx2", "httpcore2", "httpx", "httpcore", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _fail(message: str, exc: BaseException, verbose: bool, code: int) -> int:
@@ -152,6 +141,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             smarthole_url=args.smarthole_url,
             no_smarthole=args.no_smarthole,
             model=args.model,
+            allow_remote=args.allow_remote,
         )
         return asyncio.run(serve(options))
     except ConfigurationError as exc:
@@ -220,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the service (SmartHole client and chat page)")
     serve.add_argument("--vault", help="the notes folder (default: the current folder)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other machines can reach (the token still guards every request)",
+    )
     serve.add_argument("--port", type=int, default=8765, help="HTTP port")
     serve.add_argument("--token", help="access token for the chat page (default: generated)")
     where = serve.add_mutually_exclusive_group()

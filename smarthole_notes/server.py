@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,21 +19,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from smarthole_notes import __version__
 from smarthole_notes.agent import NO_API_KEY_MESSAGE
 from smarthole_notes.bus import EventBus
 from smarthole_notes.conversations.store import ConversationStore, default_path
-from smarthole_notes.credentials import resolve_api_key
+from smarthole_notes.credentials import credentials_path, resolve_api_key
+from smarthole_notes.durable import write_file_atomically
 from smarthole_notes.inbox import Inbox, InboxMessage, inbox_folder
 from smarthole_notes.llm.errors import ConfigurationError
+from smarthole_notes.logs import configure_logging
 from smarthole_notes.pipeline import Outcome, Pipeline
 from smarthole_notes.settings import Settings, load_settings
 from smarthole_notes.smarthole import ConnectionStatus, RoutedMessage, SmartHoleClient
+from smarthole_notes.web import WebContext, create_app, generate_token, pipeline_undo
+from smarthole_notes.web.context import is_loopback
 
 log = logging.getLogger("smarthole_notes")
 
@@ -48,6 +49,7 @@ class ServeOptions:
     smarthole_url: str | None = None
     no_smarthole: bool = False
     model: str | None = None
+    allow_remote: bool = False
 
 
 class SettingsHolder:
@@ -73,28 +75,108 @@ def open_parts(vault: Path) -> tuple[Inbox, ConversationStore, EventBus]:
     return Inbox(inbox_folder(vault)), ConversationStore(default_path(vault)), EventBus()
 
 
-def health_app(pipeline: Pipeline, client: SmartHoleClient | None) -> Starlette:
-    async def health(request: Request) -> JSONResponse:
-        pending = await asyncio.to_thread(pipeline.inbox.pending)
-        return JSONResponse(
-            {
-                "status": "ok",
-                "version": __version__,
-                "smarthole": str(client.status) if client else str(ConnectionStatus.DISABLED),
-                "inbox": len(pending),
-                "api_key": "set" if resolve_api_key() is not None else "not set",
-            }
-        )
-
-    return Starlette(routes=[Route("/health", health)])
-
-
 class _HttpServer(uvicorn.Server):
     """uvicorn on our loop; the service, not uvicorn, owns SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def load_or_create_token(given: str | None) -> str:
+    """The chat page's access token: `--token`, else the one made at first start (kept in
+    the user's configuration folder, mode 0600, never in the vault)."""
+    if given:
+        return given
+    path = credentials_path().parent / "web-token"
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+        if len(token) >= 32:
+            return token
+    except OSError:
+        pass
+    token = generate_token()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_file_atomically(path, token.encode(), mode=0o600, exact=True)
+    return token
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind before building the app, so the real port (also for `--port 0`) is known to
+    the Host/Origin checks and printed in the start-up URL."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"could not listen on {host}:{port} ({exc.strerror})") from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class SmartHoleLink:
+    """The SmartHole connection as settings say, rebuilt when they change at runtime."""
+
+    def __init__(self, pipeline: Pipeline, bus: EventBus) -> None:
+        self.pipeline = pipeline
+        self.bus = bus
+        self.client: SmartHoleClient | None = None
+
+    def build(self, settings: Settings) -> SmartHoleClient:
+        client = SmartHoleClient(
+            settings.smarthole_url,
+            name=settings.client_name,
+            description=settings.routing_description,
+            version=__version__,
+            on_message=self.on_routed,
+            on_status=self.on_status,
+            enabled=settings.enable_smarthole_connection,
+        )
+        self.client = client
+        self.pipeline.messenger = client
+        return client
+
+    async def on_routed(self, routed: RoutedMessage) -> None:
+        client = self.client
+        assert client is not None
+        message = InboxMessage(
+            id=routed.id,
+            text=routed.text,
+            source="smarthole",
+            timestamp=routed.timestamp or datetime.now(UTC).isoformat(),
+            metadata=routed.metadata,
+        )
+        try:
+            await self.pipeline.submit(message)
+        except Exception:
+            log.exception("Could not store message %s", routed.id)
+            await client.send_reject(routed.id, "smarthole-notes could not store the message")
+            return
+        await client.send_ack(routed.id)
+
+    def on_status(self, status: ConnectionStatus, detail: str | None) -> None:
+        log.info("SmartHole: %s%s", status, f" ({detail})" if detail else "")
+        self.bus.publish("status", smarthole=str(status), detail=detail)
+
+    async def apply(self, before: Settings, after: Settings) -> None:
+        """Settings changed in the chat page: follow them without a restart."""
+        client = self.client
+        if client is None:
+            return
+        if after.smarthole_url != before.smarthole_url:
+            await client.stop()
+            await self.build(after).start()
+            return
+        if (after.client_name, after.routing_description) != (
+            before.client_name,
+            before.routing_description,
+        ):
+            await client.update_registration(after.client_name, after.routing_description)
+        if after.enable_smarthole_connection != before.enable_smarthole_connection:
+            await (client.enable() if after.enable_smarthole_connection else client.disable())
 
 
 async def serve(options: ServeOptions) -> int:
@@ -106,82 +188,76 @@ async def serve(options: ServeOptions) -> int:
         overrides["smarthole_url"] = options.smarthole_url
     if options.no_smarthole:
         overrides["enable_smarthole_connection"] = False
+    if not is_loopback(options.host.strip("[]")):
+        if not options.allow_remote:
+            raise ConfigurationError(
+                f"refusing to listen on {options.host}: the chat page can change your notes. "
+                "Add --allow-remote if you really want other machines to reach it."
+            )
+        log.warning(
+            "Listening on %s: other machines can reach the chat page (the token still guards it)",
+            options.host,
+        )
     settings = SettingsHolder(vault, overrides)
     inbox, store, bus = open_parts(vault)
-
-    client: SmartHoleClient | None = None
     pipeline = Pipeline(vault, settings=settings, inbox=inbox, store=store, bus=bus)
+    link = SmartHoleLink(pipeline, bus)
+    link.build(settings())
 
-    async def on_routed(routed: RoutedMessage) -> None:
-        assert client is not None
-        message = InboxMessage(
-            id=routed.id,
-            text=routed.text,
-            source="smarthole",
-            timestamp=routed.timestamp or datetime.now(UTC).isoformat(),
-            metadata=routed.metadata,
-        )
-        try:
-            await pipeline.submit(message)
-        except Exception:
-            log.exception("Could not store message %s", routed.id)
-            await client.send_reject(routed.id, "smarthole-notes could not store the message")
-            return
-        await client.send_ack(routed.id)
-
-    def on_status(status: ConnectionStatus, detail: str | None) -> None:
-        log.info("SmartHole: %s%s", status, f" ({detail})" if detail else "")
-        bus.publish("status", smarthole=str(status), detail=detail)
-
-    current = settings()
-    if current.enable_smarthole_connection:
-        client = SmartHoleClient(
-            current.smarthole_url,
-            name=current.client_name,
-            description=current.routing_description,
-            version=__version__,
-            on_message=on_routed,
-            on_status=on_status,
-        )
-        pipeline.messenger = client
+    async def apply_settings(before: Settings, after: Settings) -> None:
+        await link.apply(before, after)
+        if after.enable_git_version_control and not before.enable_git_version_control:
+            await pipeline.versioning_changed()
+        if after.verbose_logging != before.verbose_logging:
+            configure_logging(after.verbose_logging)
 
     if resolve_api_key() is None:
         log.warning("%s Messages are accepted and kept in the inbox meanwhile.", NO_API_KEY_MESSAGE)
+
+    token = load_or_create_token(options.token)
+    sock = bind_socket(options.host, options.port)
+    port = int(sock.getsockname()[1])
+    app = create_app(
+        WebContext(
+            pipeline=pipeline,
+            settings=settings,
+            vault=vault,
+            token=token,
+            port=port,
+            host=options.host,
+            smarthole=lambda: link.client,
+            apply_settings=apply_settings,
+            undo=pipeline_undo(pipeline),
+        )
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    config = uvicorn.Config(
-        health_app(pipeline, client),
-        host=options.host,
-        port=options.port,
-        log_level="warning",
-        lifespan="off",
-    )
-    http = _HttpServer(config)
-    http_task = asyncio.create_task(http.serve(), name="http")
-
+    http = _HttpServer(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+    http_task = asyncio.create_task(http.serve(sockets=[sock]), name="http")
     while not http.started:
         if http_task.done():
-            await http_task  # raises what stopped it (e.g. the port is taken)
-            raise ConfigurationError(f"could not listen on {options.host}:{options.port}")
+            await http_task
+            raise ConfigurationError(f"could not serve on {options.host}:{port}")
         await asyncio.sleep(0.01)
-    port = http.servers[0].sockets[0].getsockname()[1] if http.servers else options.port
     await pipeline.start()
-    if client is not None:
-        await client.start()
+    if link.client is not None:
+        await link.client.start()
+    host = f"[{options.host}]" if ":" in options.host else options.host
     print(
-        f"smarthole-notes {__version__} serving {vault} at http://{options.host}:{port}/health",
+        f"smarthole-notes {__version__} serving {vault}\n"
+        f"Chat page: http://{host}:{port}/?token={token}",
         file=sys.stderr,
         flush=True,
     )
     await stop.wait()
 
     log.info("Shutting down")
-    if client is not None:
-        await client.stop()
+    if link.client is not None:
+        await link.client.stop()
     await pipeline.stop(SHUTDOWN_GRACE_SECONDS)
     http.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):

@@ -68,6 +68,7 @@ class ServeProcess:
         )
         self.lines: list[str] = []
         self.port: int | None = None
+        self.token = ""
         self._ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
         assert self._ready.wait(30), "serve did not start:\n" + "".join(self.lines)
@@ -76,14 +77,20 @@ class ServeProcess:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.lines.append(line)
-            if " serving " in line:
-                self.port = int(line.rsplit(":", 1)[1].split("/")[0])
+            if line.startswith("Chat page: "):
+                url = line.split("Chat page: ", 1)[1].strip()
+                self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+                self.token = url.split("token=", 1)[1]
                 self._ready.set()
 
     def health(self) -> dict[str, Any]:
         import json
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as response:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/api/status",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
             return dict(json.load(response))
 
     def kill(self) -> None:
@@ -244,3 +251,54 @@ def test_sigkill_at_any_point_loses_nothing_and_completes_once(
         rerun_text = reruns[0].body["messages"][0]["content"][-1]["text"]
         if point in ("after the ack", "mid-stream", "after a tool wrote"):
             assert rerun_text.startswith(RETRY_NOTE)
+
+
+def test_the_printed_url_opens_the_chat_page_and_the_token_is_kept(
+    anthropic_api: AnthropicStandIn, vault: Path, tmp_path: Path
+) -> None:
+    serve = ServeProcess(vault, anthropic_api, None, tmp_path)
+    try:
+        first_token = serve.token
+        assert serve.health()["api_key"] == "set"
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(f"http://127.0.0.1:{serve.port}/?token={serve.token}", timeout=5) as page:
+            html = page.read().decode()
+        assert 'aria-label="Message"' in html or "Message" in html
+        assert TEST_KEY not in html
+    finally:
+        assert serve.terminate() == 0
+    token_file = tmp_path / ".config" / "smarthole-notes" / "web-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    serve = ServeProcess(vault, anthropic_api, None, tmp_path)
+    try:
+        assert serve.token == first_token
+    finally:
+        serve.terminate()
+    assert not any(
+        first_token in p.read_text(errors="ignore")
+        for p in vault.rglob("*")
+        if p.is_file() and p.suffix != ".db"
+    )
+
+
+def test_listening_beyond_loopback_needs_an_explicit_flag(tmp_path: Path, vault: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "smarthole_notes",
+            "serve",
+            "--vault",
+            str(vault),
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ],
+        env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--allow-remote" in done.stderr
