@@ -507,3 +507,11 @@ async def test_websocket_ends_cleanly_when_the_service_stops(
                     await ws.recv()
         await asyncio.wait_for(stopping, 10)
     assert os.path.exists(vault / ".smarthole")
+
+
+def test_a_paging_time_outside_the_utc_range_is_a_clear_400() -> None:
+    from smarthole_notes.web.api import ApiError, _query_time
+
+    with pytest.raises(ApiError) as caught:
+        _query_time("0001-01-01T01:00:00+03:00", "before")
+    assert caught.value.status == 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,6 +41,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedWebServic
     max_examples=30,
     deadline=None,
     database=None,
+    # Fixed examples in CI (a red build must mean a regression); SMARTHOLE_FUZZ_RANDOM=1
+    # explores new ones, as it did when it found the out-of-range paging time.
+    derandomize=os.environ.get("SMARTHOLE_FUZZ_RANDOM") != "1",
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_no_request_makes_the_service_fail(

@@ -205,7 +205,10 @@ def _query_time(value: str | None, name: str) -> datetime | None:
         _fail(400, f"{name} must be an ISO 8601 date and time")
     if moment.tzinfo is None or moment.utcoffset() is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment
+    try:
+        return moment.astimezone(UTC)  # e.g. year 1 at UTC+3 has no UTC equivalent
+    except OverflowError:
+        _fail(400, f"{name} is out of range")
 
 
 class Api:
