@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -120,10 +121,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class SmartHoleLink:
     """The SmartHole connection as settings say, rebuilt when they change at runtime."""
 
-    def __init__(self, pipeline: Pipeline, bus: EventBus) -> None:
+    def __init__(self, pipeline: Pipeline, bus: EventBus, **client_options: Any) -> None:
         self.pipeline = pipeline
         self.bus = bus
         self.client: SmartHoleClient | None = None
+        self._client_options = client_options
 
     def build(self, settings: Settings) -> SmartHoleClient:
         client = SmartHoleClient(
@@ -134,6 +136,7 @@ class SmartHoleLink:
             on_message=self.on_routed,
             on_status=self.on_status,
             enabled=settings.enable_smarthole_connection,
+            **self._client_options,
         )
         self.client = client
         self.pipeline.messenger = client
@@ -179,6 +182,17 @@ class SmartHoleLink:
             await (client.enable() if after.enable_smarthole_connection else client.disable())
 
 
+async def apply_settings_change(
+    pipeline: Pipeline, link: SmartHoleLink, before: Settings, after: Settings
+) -> None:
+    """Follow a settings change made in the chat page, without a restart."""
+    await link.apply(before, after)
+    if after.enable_git_version_control and not before.enable_git_version_control:
+        await pipeline.versioning_changed()
+    if after.verbose_logging != before.verbose_logging:
+        configure_logging(after.verbose_logging)
+
+
 async def serve(options: ServeOptions) -> int:
     vault = options.vault
     overrides: dict[str, object] = {}
@@ -205,11 +219,7 @@ async def serve(options: ServeOptions) -> int:
     link.build(settings())
 
     async def apply_settings(before: Settings, after: Settings) -> None:
-        await link.apply(before, after)
-        if after.enable_git_version_control and not before.enable_git_version_control:
-            await pipeline.versioning_changed()
-        if after.verbose_logging != before.verbose_logging:
-            configure_logging(after.verbose_logging)
+        await apply_settings_change(pipeline, link, before, after)
 
     if resolve_api_key() is None:
         log.warning("%s Messages are accepted and kept in the inbox meanwhile.", NO_API_KEY_MESSAGE)

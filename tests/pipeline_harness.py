@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +15,9 @@ from smarthole_notes.credentials import ApiKey
 from smarthole_notes.inbox import Inbox, InboxMessage, inbox_folder
 from smarthole_notes.llm.anthropic_provider import make_client
 from smarthole_notes.pipeline import Pipeline, utc_now
+from smarthole_notes.server import SmartHoleLink
 from smarthole_notes.settings import Settings
-from smarthole_notes.smarthole import ConnectionStatus, RoutedMessage, SmartHoleClient
+from smarthole_notes.smarthole import ConnectionStatus, SmartHoleClient
 from tests.llm_helpers import TEST_KEY
 from tests.standins.anthropic_api import AnthropicStandIn
 
@@ -62,31 +64,16 @@ class Service:
             make_client=lambda k: make_client(k.reveal(), api.base_url),
             clock=clock or utc_now,
         )
+        # The SmartHole wiring of `serve` itself: routed message -> inbox -> ack.
+        self.link = SmartHoleLink(self.pipeline, self.bus, backoff=(0.05, 0.1))
         self.client: SmartHoleClient | None = None
         if smarthole_url is not None:
-            self.client = SmartHoleClient(
-                smarthole_url,
-                name=CLIENT_NAME,
-                description=self.settings.routing_description,
-                version="0.1.0",
-                on_message=self.on_routed,
-                backoff=(0.05, 0.1),
+            self.client = self.link.build(
+                dataclasses.replace(
+                    self.settings, smarthole_url=smarthole_url, client_name=CLIENT_NAME
+                )
             )
-            self.pipeline.messenger = self.client
         self._watcher: asyncio.Task[None] | None = None
-
-    async def on_routed(self, routed: RoutedMessage) -> None:
-        assert self.client is not None
-        await self.pipeline.submit(
-            InboxMessage(
-                id=routed.id,
-                text=routed.text,
-                source="smarthole",
-                timestamp=routed.timestamp or "",
-                metadata=routed.metadata,
-            )
-        )
-        await self.client.send_ack(routed.id)
 
     async def chat(self, text: str, message_id: str) -> bool:
         return await self.pipeline.submit(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import socket
 import threading
@@ -26,16 +27,15 @@ import pytest
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
-from smarthole_notes import __version__
 from smarthole_notes.bus import Event
 from smarthole_notes.conversations.store import ConversationStore, default_path
 from smarthole_notes.credentials import resolve_api_key
-from smarthole_notes.inbox import Inbox, InboxMessage, inbox_folder
+from smarthole_notes.inbox import Inbox, inbox_folder
 from smarthole_notes.llm.anthropic_provider import make_client
 from smarthole_notes.pipeline import Pipeline
-from smarthole_notes.server import SettingsHolder
+from smarthole_notes.server import SettingsHolder, SmartHoleLink, apply_settings_change
 from smarthole_notes.settings import Settings
-from smarthole_notes.smarthole import ConnectionStatus, RoutedMessage, SmartHoleClient
+from smarthole_notes.smarthole import ConnectionStatus, SmartHoleClient
 from smarthole_notes.web import ClientFactory, UndoHook, WebContext, create_app, pipeline_undo
 from tests.llm_helpers import TEST_KEY
 from tests.standins.anthropic_api import AnthropicStandIn
@@ -98,20 +98,10 @@ class WebService:
             api_key=resolve_api_key,
             make_client=lambda k: make_client(k.reveal(), api.base_url),
         )
-        self.client: SmartHoleClient | None = None
+        # The SmartHole wiring of `serve` itself.
+        self.link = SmartHoleLink(self.pipeline, self.bus, backoff=(0.05, 0.1))
         if smarthole_url is not None:
-            current = self.settings()
-            self.client = SmartHoleClient(
-                smarthole_url,
-                name=current.client_name,
-                description=current.routing_description,
-                version=__version__,
-                on_message=self._on_routed,
-                on_status=self._on_status,
-                backoff=(0.05, 0.1),
-                enabled=current.enable_smarthole_connection,
-            )
-            self.pipeline.messenger = self.client
+            self.link.build(dataclasses.replace(self.settings(), smarthole_url=smarthole_url))
         self.applied: list[tuple[Settings, Settings]] = []
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -123,7 +113,7 @@ class WebService:
             vault=vault,
             token=token,
             port=self.port,
-            smarthole=lambda: self.client,
+            smarthole=lambda: self.link.client,
             apply_settings=self._apply_settings,
             anthropic_client=ClientFactory(resolve_api_key, api.base_url),
             undo=pipeline_undo(self.pipeline) if undo is True else (undo or None),
@@ -135,39 +125,14 @@ class WebService:
 
     # ------------------------------------------------------------------ wiring like serve
 
-    async def _on_routed(self, routed: RoutedMessage) -> None:
-        assert self.client is not None
-        await self.pipeline.submit(
-            InboxMessage(
-                id=routed.id,
-                text=routed.text,
-                source="smarthole",
-                timestamp=routed.timestamp or "",
-                metadata=routed.metadata,
-            )
-        )
-        await self.client.send_ack(routed.id)
-
-    def _on_status(self, status: ConnectionStatus, detail: str | None) -> None:
-        self.bus.publish("status", smarthole=str(status), detail=detail)
+    @property
+    def client(self) -> SmartHoleClient | None:
+        return self.link.client
 
     async def _apply_settings(self, before: Settings, after: Settings) -> None:
-        """What the lead's `serve` does on a settings change (the SmartHole part)."""
+        """What `serve` does on a settings change."""
         self.applied.append((before, after))
-        if after.enable_git_version_control and not before.enable_git_version_control:
-            await self.pipeline.versioning_changed()
-        if self.client is None:
-            return
-        if after.enable_smarthole_connection != before.enable_smarthole_connection:
-            if after.enable_smarthole_connection:
-                await self.client.enable()
-            else:
-                await self.client.disable()
-        if (after.client_name, after.routing_description) != (
-            before.client_name,
-            before.routing_description,
-        ):
-            await self.client.update_registration(after.client_name, after.routing_description)
+        await apply_settings_change(self.pipeline, self.link, before, after)
 
     # ------------------------------------------------------------------ life
 
