@@ -260,3 +260,11 @@ async def test_a_note_stored_in_nfd_on_disk_is_found_from_nfc_input(h: VaultHarn
     assert "1: from a Mac" in await h.ok("read_file", path=nfc)
     await h.ok("edit_file", path=nfc, old_text="Mac", new_text="Mac, edited")
     assert os.listdir(h.root).count(nfd) == 1 and nfc not in os.listdir(h.root)
+
+
+async def test_a_fifo_in_place_of_a_note_is_refused_not_waited_on(h: VaultHarness) -> None:
+    import asyncio
+
+    os.mkfifo(h.root / "pipe.md")
+    message = await asyncio.wait_for(h.err("read_file", path="pipe.md"), timeout=5)
+    assert "not a regular file" in message or "Error" in message

@@ -47,8 +47,16 @@ BetweenReadAndWrite = Callable[[Path], None]
 
 
 def read_bytes(path: Path, limit: int = MAX_READ_BYTES) -> bytes:
-    """Read a file without following a symbolic link in its last component."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    """Read a file without following a symbolic link in its last component.
+
+    Opened non-blocking, so a FIFO in place of a note is refused instead of hanging the read.
+    """
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+    )
     fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
