@@ -76,7 +76,7 @@ def open_parts(vault: Path) -> tuple[Inbox, ConversationStore, EventBus]:
     return Inbox(inbox_folder(vault)), ConversationStore(default_path(vault)), EventBus()
 
 
-class _HttpServer(uvicorn.Server):
+class HttpServer(uvicorn.Server):
     """uvicorn on our loop; the service, not uvicorn, owns SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
@@ -246,7 +246,7 @@ async def serve(options: ServeOptions) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    http = _HttpServer(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+    http = HttpServer(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
     http_task = asyncio.create_task(http.serve(sockets=[sock]), name="http")
     while not http.started:
         if http_task.done():

@@ -24,6 +24,21 @@ from tests.standins.anthropic_api import AnthropicStandIn
 CLIENT_NAME = "Miss-Simone"
 
 
+async def record_events(bus: EventBus, into: list[Event]) -> asyncio.Task[None]:
+    """Append every bus event to `into`, from now on (subscribed before this returns)."""
+    ready = asyncio.Event()
+
+    async def watch() -> None:
+        async with bus.subscribe() as queue:
+            ready.set()
+            while True:
+                into.append(await queue.get())
+
+    task = asyncio.create_task(watch())
+    await ready.wait()
+    return task
+
+
 class Clock:
     """An injected clock the tests move by hand."""
 
@@ -81,16 +96,7 @@ class Service:
         )
 
     async def start(self) -> None:
-        ready = asyncio.Event()
-
-        async def watch() -> None:
-            async with self.bus.subscribe() as queue:
-                ready.set()
-                while True:
-                    self.events.append(await queue.get())
-
-        self._watcher = asyncio.create_task(watch())
-        await ready.wait()
+        self._watcher = await record_events(self.bus, self.events)
         await self.pipeline.start()
         if self.client is not None:
             await self.client.start()

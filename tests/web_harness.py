@@ -33,11 +33,17 @@ from smarthole_notes.credentials import resolve_api_key
 from smarthole_notes.inbox import Inbox, inbox_folder
 from smarthole_notes.llm.anthropic_provider import make_client
 from smarthole_notes.pipeline import Pipeline
-from smarthole_notes.server import SettingsHolder, SmartHoleLink, apply_settings_change
+from smarthole_notes.server import (
+    HttpServer,
+    SettingsHolder,
+    SmartHoleLink,
+    apply_settings_change,
+)
 from smarthole_notes.settings import Settings
 from smarthole_notes.smarthole import ConnectionStatus, SmartHoleClient
 from smarthole_notes.web import ClientFactory, UndoHook, WebContext, create_app, pipeline_undo
 from tests.llm_helpers import TEST_KEY
+from tests.pipeline_harness import record_events
 from tests.standins.anthropic_api import AnthropicStandIn
 
 T = TypeVar("T")
@@ -56,14 +62,6 @@ def isolated_credentials(
         monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     else:
         monkeypatch.setenv("ANTHROPIC_API_KEY", key)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn in the test's loop; the test, not uvicorn, owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Any:
-        yield
 
 
 class WebService:
@@ -119,7 +117,7 @@ class WebService:
             undo=pipeline_undo(self.pipeline) if undo is True else (undo or None),
         )
         self.app = create_app(self.ctx)
-        self._server: _Server | None = None
+        self._server: HttpServer | None = None
         self._serving: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
 
@@ -137,18 +135,9 @@ class WebService:
     # ------------------------------------------------------------------ life
 
     async def start(self) -> None:
-        ready = asyncio.Event()
-
-        async def watch() -> None:
-            async with self.bus.subscribe() as queue:
-                ready.set()
-                while True:
-                    self.events.append(await queue.get())
-
-        self._watcher = asyncio.create_task(watch())
-        await ready.wait()
+        self._watcher = await record_events(self.bus, self.events)
         config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
-        self._server = _Server(config)
+        self._server = HttpServer(config)
         self._serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
         await self.pipeline.start()
         if self.client is not None:
