@@ -21,8 +21,8 @@ from smarthole_notes.credentials import (
     validate_api_key,
 )
 
-SECRET = "sk-ant-api03-SECRETvalue_123"
-OTHER_SECRET = "sk-ant-api03-OTHERvalue_456"
+SECRET = "fake-key-api03-SECRETvalue_123"
+OTHER_SECRET = "fake-key-api03-OTHERvalue_456"
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 
@@ -107,7 +107,7 @@ def test_an_unusable_environment_key_is_warned_about_and_the_file_tried(
     config_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store_api_key(SECRET)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant bad key")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "fake-key bad key")
     warnings = Collected()
     key = resolve_api_key(on_warning=warnings)
     assert key is not None
@@ -235,7 +235,7 @@ def test_an_unreadable_file_is_warned_about_not_fatal(config_home: Path) -> None
     ("content", "words"),
     [
         ("anthropic_api_key = 42\n", "not a string"),
-        ('anthropic_api_key = "sk-ant bad"\n', "not usable"),
+        ('anthropic_api_key = "fake-key bad"\n', "not usable"),
         (b"anthropic_api_key = '\xff'\n", "not UTF-8"),
     ],
 )
@@ -250,7 +250,7 @@ def test_an_unusable_stored_value_is_warned_about_without_echo(
     assert resolve_api_key(on_warning=warnings) is None
     assert len(warnings) == 1
     assert words in warnings[0]
-    assert "sk-ant bad" not in warnings[0]
+    assert "fake-key bad" not in warnings[0]
 
 
 def test_clear_removes_the_stored_key(config_home: Path) -> None:
@@ -300,14 +300,14 @@ def test_keys_compare_by_value_and_source() -> None:
     [
         ("", "empty"),
         ("   \n", "empty"),
-        ("sk-ant-api03 SECRET", "spaces"),
-        ("sk-ant-api03\tSECRET", "spaces"),
-        ("sk-ant-api03\nSECRET", "spaces"),
-        ("sk-ant-api03\x00SECRET", "printable ASCII"),
-        ("sk-ant-api03\x7fSECRET", "printable ASCII"),
-        ("sk-ant-api03-SÉCRET", "printable ASCII"),
-        ("sk-ant-api03-SECRET\u200b", "printable ASCII"),
-        ("sk-ant-" + "x" * 2000, "too long"),
+        ("fake-key-api03 SECRET", "spaces"),
+        ("fake-key-api03\tSECRET", "spaces"),
+        ("fake-key-api03\nSECRET", "spaces"),
+        ("fake-key-api03\x00SECRET", "printable ASCII"),
+        ("fake-key-api03\x7fSECRET", "printable ASCII"),
+        ("fake-key-api03-SÉCRET", "printable ASCII"),
+        ("fake-key-api03-SECRET\u200b", "printable ASCII"),
+        ("fake-key-" + "x" * 2000, "too long"),
     ],
 )
 def test_bad_keys_are_rejected_without_echoing_them(

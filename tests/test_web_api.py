@@ -250,7 +250,7 @@ async def test_api_key_is_write_only_stored_private_and_outside_the_vault(
     anthropic_api: AnthropicStandIn, vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     isolated_credentials(monkeypatch, tmp_path / "config", key=None)
-    secret = "sk-ant-api03-very-secret-value-0123456789"
+    secret = "fake-key-api03-very-secret-value-0123456789"
     async with WebService(vault, anthropic_api) as service, service.http() as http:
         before = (await http.get("/api/settings")).json()["api_key"]
         saved = await http.put("/api/settings", json={"api_key": secret})
@@ -276,7 +276,7 @@ async def test_saved_key_is_private_and_processes_the_messages_that_waited_for_i
         message_id = (await http.post("/api/messages", json={"text": "note this"})).json()["id"]
         waiting = await service.wait_for_event("error", message_id=message_id)
         inbox = (await http.get("/api/inbox")).json()["messages"]
-        await http.put("/api/settings", json={"api_key": "sk-ant-new-key"})
+        await http.put("/api/settings", json={"api_key": "fake-key-new-key"})
         await service.wait_for_event("response", message_id=message_id)
         path = credentials_path()
         mode = stat.S_IMODE(path.stat().st_mode)

@@ -392,7 +392,7 @@ async def test_settings_round_trip_with_the_key_only_ever_shown_as_set(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     isolated_credentials(monkeypatch, tmp_path / "config", key=None)
-    secret = "sk-ant-api03-page-secret-0123456789"
+    secret = "fake-key-api03-page-secret-0123456789"
     async with WebService(vault, anthropic_api) as service, chat_page(browser, service) as page:
         await expect(page.locator("#banner")).to_contain_text("No Anthropic API key")
         await button(page, "Settings").click()

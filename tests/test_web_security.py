@@ -19,8 +19,8 @@ from smarthole_notes.web.security import AccessPolicy, cookie_name, tokens_match
 from tests.standins.anthropic_api import AnthropicStandIn
 from tests.web_harness import TOKEN, WebService, isolated_credentials, next_event
 
-ENV_KEY = "sk-ant-environment-key-0123456789"
-FILE_KEY = "sk-ant-file-key-9876543210"
+ENV_KEY = "fake-key-environment-key-0123456789"
+FILE_KEY = "fake-key-file-key-9876543210"
 
 
 @pytest.fixture
