@@ -16,14 +16,25 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias, get_args
 
 from smarthole_notes.durable import fsync_folder, write_file_atomically
 
 log = logging.getLogger(__name__)
 
 Source = Literal["smarthole", "chat"]
+StoredState: TypeAlias = Literal[
+    "queued", "waiting_for_key", "retry_scheduled", "failed", "refused"
+]
+"""A waiting message's state as kept in its inbox file (it survives restarts):
+queued (to be processed as soon as its turn comes), waiting_for_key (processed once an API key
+is set), retry_scheduled (failed for a transient reason; tried again at `next_attempt_at`),
+failed (a retry cannot fix it, or the schedule is spent: it waits for the user), refused
+(Claude declined it: it waits for the user)."""
+DeliveryState: TypeAlias = StoredState | Literal["processing"]
+STORED_STATES = frozenset(get_args(StoredState))
 MAX_ID_LENGTH = 256
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -55,6 +66,23 @@ class InboxMessage:
     attempts: int = 0
     """How many times processing started: more than one means an earlier run was interrupted."""
     last_error: str | None = None
+    """The last failure, for logs (error code and detail)."""
+    state: StoredState = "queued"
+    next_attempt_at: str | None = None
+    """When an automatic retry is due (ISO 8601, UTC), for `retry_scheduled`."""
+    error: str | None = None
+    """The sentence the user was told about the last failure."""
+    retries: int = 0
+    """Automatic retries scheduled so far (an index into the retry schedule)."""
+
+    def view(self) -> MessageState:
+        """What the chat page, the API and `inbox list` show of this message."""
+        return MessageState(
+            self.state,
+            datetime.fromisoformat(self.next_attempt_at) if self.next_attempt_at else None,
+            self.error,
+            self.attempts,
+        )
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1).encode()
@@ -69,6 +97,16 @@ class InboxMessage:
             raise ValueError(f"unknown source {source!r}")
         metadata = raw.get("metadata")
         error = raw.get("last_error")
+        state = raw.get("state", "queued")
+        if state not in STORED_STATES:
+            state = "queued"
+        next_attempt = raw.get("next_attempt_at")
+        if isinstance(next_attempt, str):
+            try:
+                datetime.fromisoformat(next_attempt)
+            except ValueError:
+                next_attempt = None
+        user_error = raw.get("error")
         return cls(
             id=str(raw["id"]),
             text=str(raw["text"]),
@@ -78,7 +116,28 @@ class InboxMessage:
             received_ns=int(raw.get("received_ns", 0)),
             attempts=int(raw.get("attempts", 0)),
             last_error=error if isinstance(error, str) else None,
+            state=state,
+            next_attempt_at=next_attempt if isinstance(next_attempt, str) else None,
+            error=user_error if isinstance(user_error, str) else None,
+            retries=int(raw.get("retries", 0)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageState:
+    """A message still in the inbox, as the user is shown it."""
+
+    state: DeliveryState
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+    attempts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+            "error": self.error,
+        }
 
 
 class Inbox:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from smarthole_notes.conversations.store import (
+    MIGRATION_1,
     MIGRATIONS,
     ConversationStore,
     SchemaError,
@@ -18,12 +19,13 @@ from smarthole_notes.conversations.store import (
 T0 = datetime(2026, 2, 5, 19, 30, tzinfo=UTC)
 IDLE = timedelta(minutes=30)
 
-# What a second release could add (see the MIGRATIONS docstring).
-MIGRATION_2 = """
+# What a later release could add (see the MIGRATIONS docstring).
+NEXT = len(MIGRATIONS) + 1
+MIGRATION_NEXT = """
 ALTER TABLE messages ADD COLUMN model TEXT;
 UPDATE messages SET model = 'unknown' WHERE role = 'assistant';
 """
-MIGRATION_3 = "CREATE INDEX messages_by_model ON messages (model);"
+MIGRATION_AFTER = "CREATE INDEX messages_by_model ON messages (model);"
 
 
 def user_version(path: Path) -> int:
@@ -37,16 +39,30 @@ def columns(path: Path, table: str) -> list[str]:
 
 
 def first_release_database(path: Path) -> str:
-    """A database written by the first release, with one ended conversation; its id."""
-    with ConversationStore(path, migrations=MIGRATIONS[:1]) as store:
-        conversation, _ = store.begin_message(T0, IDLE)
-        store.add_exchange(
-            conversation.id, "add eggs", "Added eggs.", source="chat", message_id="m-1",
-            asked_at=T0, answered_at=T0 + timedelta(seconds=2),
+    """A database as the first release wrote it (schema 1), with one ended conversation; its id."""
+    conversation_id = "c-first"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(f"BEGIN;\n{MIGRATION_1}\nPRAGMA user_version = 1;\nCOMMIT;")
+        conn.execute(
+            "INSERT INTO conversations (id, started_at, last_activity_at, ended_at, end_reason, "
+            "title, summary) VALUES (?, ?, ?, ?, 'explicit', ?, ?)",
+            (
+                conversation_id, "2026-02-05T19:30:00.000000Z", "2026-02-05T19:30:02.000000Z",
+                "2026-02-05T19:31:00.000000Z", "Eggs on the shopping list", "Eggs were added.",
+            ),
         )  # fmt: skip
-        store.end_conversation(conversation.id, "explicit", T0 + timedelta(minutes=1))
-        store.set_summary(conversation.id, "Eggs on the shopping list", "Eggs were added.")
-    return conversation.id
+        conn.execute(
+            "INSERT INTO messages (id, conversation_id, role, content, source, message_id, "
+            "created_at) VALUES (1, ?, 'user', 'add eggs', 'chat', 'm-1', ?)",
+            (conversation_id, "2026-02-05T19:30:00.000000Z"),
+        )
+        conn.execute(
+            "INSERT INTO messages (id, conversation_id, role, content, source, reply_to, "
+            "created_at) VALUES (2, ?, 'assistant', 'Added eggs.', 'chat', 1, ?)",
+            (conversation_id, "2026-02-05T19:30:02.000000Z"),
+        )
+    return conversation_id
 
 
 def test_new_database_is_created_at_the_current_version(tmp_path: Path) -> None:
@@ -69,9 +85,12 @@ def test_older_database_is_upgraded_in_order_and_keeps_its_history(tmp_path: Pat
     conversation_id = first_release_database(path)
     assert user_version(path) == 1
 
-    with ConversationStore(path, migrations=(*MIGRATIONS, MIGRATION_2, MIGRATION_3)) as store:
-        assert store.schema_version == 3
+    with ConversationStore(
+        path, migrations=(*MIGRATIONS, MIGRATION_NEXT, MIGRATION_AFTER)
+    ) as store:
+        assert store.schema_version == NEXT + 1
         assert [m.content for m in store.messages(conversation_id)] == ["add eggs", "Added eggs."]
+        assert [m.kind for m in store.messages(conversation_id)] == ["request", "answer"]
         assert store.is_processed("m-1")
         assert [h.conversation.id for h in store.search("eggs")] == [conversation_id]
         current, _ = store.begin_message(T0 + timedelta(hours=1), IDLE)
@@ -83,7 +102,7 @@ def test_older_database_is_upgraded_in_order_and_keeps_its_history(tmp_path: Pat
         ("assistant", "unknown"),
         ("user", None),
     ]
-    assert user_version(path) == 3
+    assert user_version(path) == NEXT + 1
     assert "model" in columns(path, "messages")
 
 
@@ -92,22 +111,24 @@ def test_reopening_an_up_to_date_database_runs_no_migration(tmp_path: Path) -> N
     first_release_database(path)
     with ConversationStore(path, migrations=(*MIGRATIONS, "SELECT 1;")):
         pass
-    # Were migration 2 run again, the duplicate column would fail.
-    with ConversationStore(path, migrations=(*MIGRATIONS, MIGRATION_2)) as store:
-        assert store.schema_version == 2
-    with ConversationStore(path, migrations=(*MIGRATIONS, MIGRATION_2)) as store:
-        assert store.schema_version == 2
+    # Were the next migration run again, the duplicate column would fail.
+    with ConversationStore(path, migrations=(*MIGRATIONS, MIGRATION_NEXT)) as store:
+        assert store.schema_version == NEXT
+    with ConversationStore(path, migrations=(*MIGRATIONS, MIGRATION_NEXT)) as store:
+        assert store.schema_version == NEXT
 
 
 def test_failed_migration_is_rolled_back_whole_and_reported(tmp_path: Path) -> None:
     path = default_path(tmp_path)
     conversation_id = first_release_database(path)
+    with ConversationStore(path) as store:
+        pass
     broken = "ALTER TABLE messages ADD COLUMN model TEXT;\nCREATE TABLE (;"
-    with pytest.raises(SchemaError, match="migration 2 failed"):
+    with pytest.raises(SchemaError, match=f"migration {NEXT} failed"):
         ConversationStore(path, migrations=(*MIGRATIONS, broken))
-    assert user_version(path) == 1
+    assert user_version(path) == len(MIGRATIONS)
     assert "model" not in columns(path, "messages")
-    with ConversationStore(path) as store:  # the first release still reads it
+    with ConversationStore(path) as store:  # this release still reads it
         assert len(store.messages(conversation_id)) == 2
 
 

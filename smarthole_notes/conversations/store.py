@@ -47,11 +47,28 @@ Role: TypeAlias = Literal["user", "assistant", "system"]
 Source: TypeAlias = Literal["chat", "smarthole", "system"]
 InputMethod: TypeAlias = Literal["typed", "voice", "text"]
 EndReason: TypeAlias = Literal["idle", "explicit", "cleared"]
+MessageKind: TypeAlias = Literal[
+    "request", "answer", "refusal", "update", "question", "retrospection"
+]
+"""What a stored message is: the user's request; the agent's answer (the one row that makes a
+request processed); a refusal (Claude declined: recorded, never an answer); a mid-task update
+or question (`send_message`); a retrospection note (a system row of an ended conversation)."""
 
 ROLES: Final = frozenset(get_args(Role))
 SOURCES: Final = frozenset(get_args(Source))
 INPUT_METHODS: Final = frozenset(get_args(InputMethod))
 END_REASONS: Final = frozenset(get_args(EndReason))
+MESSAGE_KINDS: Final = frozenset(get_args(MessageKind))
+_KINDS_BY_ROLE: Final[dict[str, frozenset[str]]] = {
+    "user": frozenset({"request"}),
+    "assistant": frozenset({"answer", "refusal", "update", "question"}),
+    "system": frozenset({"retrospection"}),
+}
+_DEFAULT_KIND: Final[dict[str, MessageKind]] = {
+    "user": "request",
+    "assistant": "answer",
+    "system": "retrospection",
+}
 
 
 def default_path(vault: Path) -> Path:
@@ -199,6 +216,7 @@ class StoredMessage:
     """None on the main line; archived branches are numbered 1, 2, ... per conversation."""
     reply_to: int | None
     """For an answer, the row id of the user message it answers."""
+    kind: MessageKind = "answer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +338,17 @@ _FTS_SYNC_CHECKS: Final = (
     ),
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (MIGRATION_1,)
+MIGRATION_2: Final[Migration] = """
+ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'answer'
+    CHECK (kind IN ('request', 'answer', 'refusal', 'update', 'question', 'retrospection'));
+UPDATE messages SET kind = CASE role WHEN 'user' THEN 'request'
+    WHEN 'system' THEN 'retrospection' ELSE 'answer' END;
+CREATE INDEX messages_answers ON messages (reply_to) WHERE kind = 'answer';
+"""
+"""Message kinds: updates, questions and refusals are kept beside answers, and only an
+answer makes its request processed."""
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (MIGRATION_1, MIGRATION_2)
 """Applied in order from the first release; `PRAGMA user_version` counts those applied.
 
 Never edit a released migration: append one. A second release adding, say, the model that
@@ -441,6 +469,7 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         created_at=_dt(row["created_at"]),
         branch=row["branch"],
         reply_to=row["reply_to"],
+        kind=cast(MessageKind, row["kind"]),
     )
 
 
@@ -454,9 +483,13 @@ class _NewMessage:
     tools_used: tuple[ToolUse, ...]
     at: datetime
     reply_to: int | None
+    kind: MessageKind
 
     def validate(self) -> None:
         _check(self.role, ROLES, "role")
+        _check(
+            self.kind, _KINDS_BY_ROLE.get(self.role, frozenset()), f"kind of a {self.role} message"
+        )
         _check(self.source, SOURCES, "source")
         if self.input_method is not None:
             _check(self.input_method, INPUT_METHODS, "input method")
@@ -693,8 +726,12 @@ class ConversationStore:
         tools_used: Iterable[ToolUse | Mapping[str, Any]] = (),
         at: datetime,
         reply_to: int | str | None = None,
+        kind: MessageKind | None = None,
     ) -> StoredMessage:
         """Append a message to a conversation's main line.
+
+        `kind` defaults by role (request, answer, retrospection); only an `answer` makes its
+        request processed.
 
         An assistant message answers `reply_to` (the user message's row id, or its inbox
         `message_id`), or by default the conversation's latest user message if that one has no
@@ -706,7 +743,15 @@ class ConversationStore:
         `DuplicateMessageError` when `message_id` was already recorded and answered.
         """
         new = _NewMessage(
-            role, content, source, input_method, message_id, _tool_use_tuple(tools_used), at, None
+            role,
+            content,
+            source,
+            input_method,
+            message_id,
+            _tool_use_tuple(tools_used),
+            at,
+            None,
+            kind if kind is not None else _DEFAULT_KIND.get(role, "answer"),
         )
         new.validate()
         with self._write() as conn:
@@ -732,14 +777,16 @@ class ConversationStore:
         This is the pipeline's commit point for a processed message: both rows exist or
         neither does, so `is_processed` can never see half an exchange.
         """
-        user = _NewMessage("user", request, source, input_method, message_id, (), asked_at, None)
+        user = _NewMessage(
+            "user", request, source, input_method, message_id, (), asked_at, None, "request"
+        )
         user.validate()
         tools = _tool_use_tuple(tools_used)
         _ts(answered_at)
         with self._write() as conn:
             asked = self._insert(conn, conversation_id, user)
             reply = _NewMessage(
-                "assistant", answer, source, None, None, tools, answered_at, asked.row_id
+                "assistant", answer, source, None, None, tools, answered_at, asked.row_id, "answer"
             )
             return asked, self._insert(conn, conversation_id, reply)
 
@@ -758,13 +805,14 @@ class ConversationStore:
         if new.message_id is not None:
             self._clear_interrupted(conn, new.message_id)
         reply_to = new.reply_to
-        if new.role == "assistant" and reply_to is None:
+        if new.kind == "answer" and reply_to is None:
             reply_to = self._unanswered_user_message(conn, conversation_id)
         created_at = _ts(new.at)
         tools_json = json.dumps([t.to_dict() for t in new.tools_used], ensure_ascii=False)
         cursor = conn.execute(
             "INSERT INTO messages (conversation_id, role, content, source, input_method, "
-            "message_id, reply_to, tools_used, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "message_id, reply_to, tools_used, created_at, kind) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 conversation_id,
                 new.role,
@@ -775,6 +823,7 @@ class ConversationStore:
                 reply_to,
                 tools_json,
                 created_at,
+                new.kind,
             ),
         )
         if new.role != "system":
@@ -796,6 +845,7 @@ class ConversationStore:
             created_at=_dt(created_at),
             branch=None,
             reply_to=reply_to,
+            kind=new.kind,
         )
 
     def _resolve_reply_to(self, conn: sqlite3.Connection, reply_to: int | str) -> int:
@@ -816,8 +866,8 @@ class ConversationStore:
         the pipeline runs it again and records it again: the stale row makes way.
         """
         row = conn.execute(
-            "SELECT u.id, EXISTS (SELECT 1 FROM messages a WHERE a.reply_to = u.id) AS answered "
-            "FROM messages u WHERE u.message_id = ?",
+            "SELECT u.id, EXISTS (SELECT 1 FROM messages a WHERE a.reply_to = u.id "
+            "AND a.kind = 'answer') AS answered FROM messages u WHERE u.message_id = ?",
             (message_id,),
         ).fetchone()
         if row is None:
@@ -830,7 +880,8 @@ class ConversationStore:
         self, conn: sqlite3.Connection, conversation_id: str
     ) -> int | None:
         row = conn.execute(
-            "SELECT u.id, EXISTS (SELECT 1 FROM messages a WHERE a.reply_to = u.id) AS answered "
+            "SELECT u.id, EXISTS (SELECT 1 FROM messages a WHERE a.reply_to = u.id "
+            "AND a.kind = 'answer') AS answered "
             "FROM messages u WHERE u.conversation_id = ? AND u.branch IS NULL AND u.role = 'user' "
             "ORDER BY u.id DESC LIMIT 1",
             (conversation_id,),
@@ -855,10 +906,32 @@ class ConversationStore:
         with self._read() as conn:
             row = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM messages u JOIN messages a ON a.reply_to = u.id "
-                "WHERE u.message_id = ?)",
+                "AND a.kind = 'answer' WHERE u.message_id = ?)",
                 (message_id,),
             ).fetchone()
         return bool(row[0])
+
+    def answer_for(self, message_id: str) -> StoredMessage | None:
+        """The recorded answer to the user message with this inbox id, if there is one.
+
+        A restart that finds a message still in the inbox but already answered delivers this
+        answer instead of running the request again.
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT a.* FROM messages u JOIN messages a ON a.reply_to = u.id "
+                "AND a.kind = 'answer' WHERE u.message_id = ? ORDER BY a.id DESC LIMIT 1",
+                (message_id,),
+            ).fetchone()
+        return None if row is None else _message(row)
+
+    def user_message(self, message_id: str) -> StoredMessage | None:
+        """The recorded user message with this inbox id (answered or not)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT * FROM messages WHERE message_id = ?", (message_id,)
+            ).fetchone()
+        return None if row is None else _message(row)
 
     def messages(
         self, conversation_id: str, *, include_archived: bool = False
