@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -95,6 +96,23 @@ def test_missing_vault_folder_exits_2(anthropic_api: AnthropicStandIn, tmp_path:
     assert "does not exist" in done.stderr
 
 
+def test_a_file_as_vault_is_named_not_a_folder(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    note = tmp_path / "Shopping.md"
+    note.write_text("- eggs\n")
+    done = subprocess.run(
+        ask_command(note, "hi"),
+        env=env_for(anthropic_api, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "is not a folder" in done.stderr and "does not exist" not in done.stderr
+    assert anthropic_api.requests == []
+
+
 def test_invalid_key_exits_1_with_one_specific_line(
     anthropic_api: AnthropicStandIn, tmp_path: Path
 ) -> None:
@@ -113,7 +131,7 @@ def test_persistent_overload_exits_1_after_three_attempts(
     anthropic_api.script(*[status_reply(529, retry_after=0)] * 3)
     done = run_ask(anthropic_api, tmp_path, "hi")
     assert done.returncode == 1
-    assert "Anthropic is overloaded; retried 3 times" in done.stderr
+    assert "Anthropic is overloaded; failed after 3 attempts" in done.stderr
     assert "Traceback" not in done.stderr
     assert len(anthropic_api.requests) == 3
 
@@ -182,6 +200,50 @@ def test_answer_streams_to_a_terminal_as_it_is_written(
     assert process.returncode == 0
 
 
+def test_an_error_after_streamed_text_starts_on_a_new_line(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    # Text streams, then an in-stream error that no retry can fix ends the request.
+    anthropic_api.script(
+        text_reply(
+            "Partial answer that never ends",
+            chunk_size=4,
+            error_after=5,
+            error_type="invalid_request_error",
+            error_message="bad",
+        )
+    )
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        ask_command(vault, "hi"),
+        env=env_for(anthropic_api, tmp_path),
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            with contextlib.suppress(OSError):
+                seen += os.read(leader, 4096)
+    with contextlib.suppress(OSError):
+        while select.select([leader], [], [], 0.2)[0]:
+            chunk = os.read(leader, 4096)
+            if not chunk:
+                break
+            seen += chunk
+    os.close(leader)
+    assert process.wait(10) == 1
+    lines = seen.decode().replace("\r\n", "\n").split("\n")
+    error_lines = [line for line in lines if "smarthole-notes: error:" in line]
+    assert error_lines, seen
+    assert all(line.startswith("smarthole-notes: error:") for line in error_lines), lines
+
+
 @pytest.mark.parametrize("args", [["--help"], ["ask", "--help"]])
 def test_help_works(args: list[str]) -> None:
     done = subprocess.run(
@@ -189,6 +251,39 @@ def test_help_works(args: list[str]) -> None:
     )
     assert done.returncode == 0
     assert "ask" in done.stdout
+
+
+def help_text(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "smarthole_notes", *args, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_serve_help_shows_the_defaults() -> None:
+    text = help_text("serve")
+    assert "(default: 127.0.0.1)" in text
+    assert "(default: 8765)" in text
+    assert "ws://127.0.0.1:9473" in text
+    assert "claude-haiku-4-5" in text
+    assert "verbose_logging" in text
+
+
+def test_inbox_help_describes_its_subcommands() -> None:
+    text = help_text("inbox")
+    assert "list" in text and "with its state and next automatic try" in text
+    assert "process" in text and "run every waiting message through the pipeline now" in text
+    assert "--vault" in help_text("inbox", "list")
+    assert "exit: 0 if all were answered" in help_text("inbox", "process")
+
+
+def test_main_help_lists_the_exit_codes() -> None:
+    assert "3 undo did nothing" in help_text()
 
 
 def test_ask_uses_the_vault_tools_to_write_a_note(

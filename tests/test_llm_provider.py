@@ -146,13 +146,13 @@ async def test_retry_after_header_sets_the_wait(anthropic_api: AnthropicStandIn)
     assert sleep.delays == [7.0, 30.0]  # honoured, and capped
 
 
-async def test_persistent_overload_says_it_retried_three_times(
+async def test_persistent_overload_says_it_failed_after_three_attempts(
     anthropic_api: AnthropicStandIn,
 ) -> None:
     anthropic_api.script(*[status_reply(529)] * 3)
     with pytest.raises(LLMError) as caught:
         await provider(anthropic_api, sleep=RecordingSleep()).send(ask())
-    assert caught.value.user_message == "Anthropic is overloaded; retried 3 times"
+    assert caught.value.user_message == "Anthropic is overloaded; failed after 3 attempts"
 
 
 @pytest.mark.parametrize(

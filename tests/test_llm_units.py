@@ -30,7 +30,11 @@ from smarthole_notes.llm.types import (
         ("overloaded", True),
         ("server_error", True),
         ("network_error", True),
+        ("malformed_response", True),
         ("invalid_request", False),
+        ("context_too_long", False),
+        ("refused", False),
+        ("output_limit", False),
         ("aborted", False),
         ("unknown", False),
     ],
@@ -40,9 +44,10 @@ def test_error_table_matches_the_spec(code: str, retryable: bool) -> None:
     assert LLMError(ErrorCode(code)).retryable is retryable
 
 
-def test_user_message_says_how_many_times_it_retried() -> None:
+def test_user_message_counts_attempts_not_retries() -> None:
     error = LLMError(ErrorCode.OVERLOADED, "HTTP 529", attempts=3)
-    assert error.user_message == "Anthropic is overloaded; retried 3 times"
+    assert error.user_message == "Anthropic is overloaded; failed after 3 attempts"
+    assert str(error) == error.user_message
     assert (
         LLMError(ErrorCode.AUTH_ERROR).user_message == "The Anthropic API key is missing or invalid"
     )

@@ -14,9 +14,14 @@ from typing import Any
 
 import anthropic
 import httpx2
-from anthropic import AsyncStream
+from anthropic._streaming import ServerSentEvent, SSEDecoder
 
-from smarthole_notes.llm.assembly import IncompleteStream, StreamAssembler
+from smarthole_notes.llm.assembly import (
+    IncompleteStream,
+    MalformedStream,
+    StreamAssembler,
+    ToolInputError,
+)
 from smarthole_notes.llm.cancel import Cancelled, CancelSignal, run_cancellable
 from smarthole_notes.llm.classify import classify, classify_error_event
 from smarthole_notes.llm.errors import ErrorCode, LLMError
@@ -27,6 +32,8 @@ from smarthole_notes.llm.types import (
     ContentBlock,
     LLMRequest,
     LLMResponse,
+    OpaqueBlock,
+    RefusalDetails,
     StopReason,
     TextBlock,
     ToolUseBlock,
@@ -105,7 +112,9 @@ class AnthropicProvider:
                 attempt,
             )
             try:
-                message = await run_cancellable(self._attempt(params, on_event), cancel)
+                message, input_errors = await run_cancellable(
+                    self._attempt(params, on_event), cancel
+                )
             except Cancelled:
                 raise LLMError(ErrorCode.ABORTED, "cancelled by the user") from None
             except Exception as exc:
@@ -130,13 +139,18 @@ class AnthropicProvider:
                 if on_event is not None and self.streaming:
                     on_event(StreamRestarted(attempt + 1, error.detail))
                 continue
-            response = to_llm_response(message)
+            response = to_llm_response(message, input_errors)
             log.debug(
                 "LLM response: stop_reason=%s output_tokens=%d blocks=%d",
                 response.raw_stop_reason,
                 response.usage.output_tokens,
                 len(response.content),
             )
+            if response.stop_reason is StopReason.OTHER:
+                log.warning(
+                    "Unknown stop reason %r from the API; its text is delivered as the answer",
+                    response.raw_stop_reason,
+                )
             return response
 
     async def _params(self, request: LLMRequest) -> dict[str, Any]:
@@ -149,7 +163,7 @@ class AnthropicProvider:
         params: dict[str, Any] = {
             "model": self.model,
             "max_tokens": max_tokens,
-            "messages": [m.to_dict() for m in request.messages],
+            "messages": [m.to_api() for m in request.messages],
         }
         if request.system:
             params["system"] = request.system
@@ -165,17 +179,25 @@ class AnthropicProvider:
         info = await self._client.with_options(timeout=10.0).models.retrieve(model)
         return info.max_tokens
 
-    async def _attempt(self, params: dict[str, Any], on_event: EventSink | None) -> dict[str, Any]:
+    async def _attempt(
+        self, params: dict[str, Any], on_event: EventSink | None
+    ) -> tuple[dict[str, Any], dict[int, ToolInputError]]:
         if not self.streaming:
             message = await self._client.messages.create(**params)
             as_dict: dict[str, Any] = message.to_dict()
-            return as_dict
-        return await self.stream_final_message(params, on_event)
+            return as_dict, {}
+        return await self._stream_attempt(params, on_event)
 
     async def stream_final_message(
         self, params: dict[str, Any], on_event: EventSink | None
     ) -> dict[str, Any]:
         """One streaming attempt (no retries): the final message in the API's dict form."""
+        message, _ = await self._stream_attempt(params, on_event)
+        return message
+
+    async def _stream_attempt(
+        self, params: dict[str, Any], on_event: EventSink | None
+    ) -> tuple[dict[str, Any], dict[int, ToolInputError]]:
         stream = await self._client.messages.create(**params, stream=True)
         response = stream.response
         try:
@@ -186,9 +208,10 @@ class AnthropicProvider:
 
     async def _read_stream(
         self, response: httpx2.Response, on_event: EventSink | None
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[int, ToolInputError]]:
         assembler = StreamAssembler()
-        events = AsyncStream.raw_events(response).__aiter__()
+        decoder = SSEDecoder()
+        events = decoder.aiter_bytes(response.aiter_bytes()).__aiter__()
         while True:
             try:
                 async with asyncio.timeout(self._idle_timeout):
@@ -200,25 +223,54 @@ class AnthropicProvider:
                     ErrorCode.NETWORK_ERROR,
                     f"the stream stalled (no event for {self._idle_timeout:g} s)",
                 ) from None
-            if sse.event == "ping" or not sse.data:
-                continue
-            if sse.event == "error":
-                raise classify_error_event(200, _json_or_text(sse.data))
+            self._apply(sse, assembler, on_event)
+        # The body may end without the blank line that completes its last event (the
+        # SDK still uses what came before it): dispatch that event if it is whole.
+        last = decoder.decode("")
+        if last is not None:
             try:
-                data = json.loads(sse.data)
-                text = assembler.feed(data) if isinstance(data, dict) else None
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                raise LLMError(
-                    ErrorCode.NETWORK_ERROR, f"malformed stream event ({type(exc).__name__})"
-                ) from exc
-            except IncompleteStream as exc:
-                raise LLMError(ErrorCode.NETWORK_ERROR, str(exc)) from exc
-            if text and on_event is not None:
-                on_event(TextDelta(text))
+                self._apply(last, assembler, on_event)
+            except LLMError as exc:
+                if exc.code is not ErrorCode.MALFORMED_RESPONSE:
+                    raise
+                # A half-written last event is a body cut short, not a malformed one:
+                # whether the message is whole is decided below, as for any early end.
+                log.debug("Ignored an unterminated last stream event: %s", exc.detail)
         try:
-            return assembler.final_message()
+            return assembler.final_message(), assembler.input_errors
         except IncompleteStream as exc:
             raise LLMError(ErrorCode.NETWORK_ERROR, f"incomplete stream: {exc}") from exc
+
+    @staticmethod
+    def _apply(
+        sse: ServerSentEvent, assembler: StreamAssembler, on_event: EventSink | None
+    ) -> None:
+        """Feed one SSE event to the assembler; in-stream errors and bad events raise."""
+        if sse.event == "ping" or not sse.data:
+            return
+        if sse.event == "error":
+            raise classify_error_event(200, _json_or_text(sse.data))
+        try:
+            data = json.loads(sse.data)
+        except ValueError as exc:
+            raise LLMError(
+                ErrorCode.MALFORMED_RESPONSE, f"a stream event is not JSON ({sse.event})"
+            ) from exc
+        if not isinstance(data, dict):
+            raise LLMError(
+                ErrorCode.MALFORMED_RESPONSE, f"a stream event is not an object ({sse.event})"
+            )
+        try:
+            text = assembler.feed(data)
+        except MalformedStream as exc:
+            raise LLMError(ErrorCode.MALFORMED_RESPONSE, f"malformed stream: {exc}") from exc
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise LLMError(
+                ErrorCode.MALFORMED_RESPONSE,
+                f"malformed stream event {sse.event} ({type(exc).__name__}: {exc})",
+            ) from exc
+        if text and on_event is not None:
+            on_event(TextDelta(text))
 
 
 def _json_or_text(data: str) -> Any:
@@ -228,37 +280,69 @@ def _json_or_text(data: str) -> Any:
         return data
 
 
-def to_llm_response(message: Mapping[str, Any]) -> LLMResponse:
+def to_llm_response(
+    message: Mapping[str, Any], input_errors: Mapping[int, ToolInputError] | None = None
+) -> LLMResponse:
     """A Messages API message (dict form) as a provider-neutral response.
 
-    Thinking blocks and server-side blocks are dropped; empty text blocks too (the API
-    refuses them when sent back in history).
+    Thinking blocks and server-side blocks are dropped, except from a paused turn
+    (`pause_turn`), which must be sent back exactly as it came; empty text blocks are
+    dropped too (the API refuses them when sent back in history). `input_errors` marks
+    tool_use blocks whose streamed input was not a whole JSON object.
     """
+    raw_stop = message.get("stop_reason")
+    stop_reason = StopReason.parse(raw_stop)
+    keep_opaque = stop_reason is StopReason.PAUSE_TURN
+    errors = input_errors or {}
     content: list[ContentBlock] = []
-    for block in message.get("content") or []:
+    for index, block in enumerate(message.get("content") or []):
         kind = block.get("type")
         if kind == "text" and block.get("text"):
             content.append(TextBlock(block["text"]))
         elif kind == "tool_use":
             tool_input = block.get("input")
+            fault = errors.get(index)
+            if fault is None and not isinstance(tool_input, dict):
+                fault = ToolInputError(json.dumps(tool_input), "not a JSON object")
             content.append(
                 ToolUseBlock(
                     str(block["id"]),
                     str(block["name"]),
                     tool_input if isinstance(tool_input, dict) else {},
+                    input_error=fault.reason if fault else None,
+                    raw_input=fault.raw if fault else None,
                 )
             )
+        elif keep_opaque and kind != "text" and isinstance(kind, str):
+            content.append(OpaqueBlock(dict(block)))
     usage = message.get("usage") or {}
-    raw_stop = message.get("stop_reason")
     return LLMResponse(
         content=tuple(content),
-        stop_reason=StopReason.parse(raw_stop),
+        stop_reason=stop_reason,
         usage=Usage(
             input_tokens=int(usage.get("input_tokens") or 0),
             output_tokens=int(usage.get("output_tokens") or 0),
-            cache_creation_input_tokens=usage.get("cache_creation_input_tokens"),
-            cache_read_input_tokens=usage.get("cache_read_input_tokens"),
+            cache_creation_input_tokens=_optional_int(usage.get("cache_creation_input_tokens")),
+            cache_read_input_tokens=_optional_int(usage.get("cache_read_input_tokens")),
         ),
         raw_stop_reason=raw_stop,
         model=str(message.get("model") or ""),
+        refusal=_refusal(message) if stop_reason is StopReason.REFUSAL else None,
+    )
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _refusal(message: Mapping[str, Any]) -> RefusalDetails:
+    """The `stop_details` of a refusal, tolerating a missing or odd-shaped object."""
+    details = message.get("stop_details")
+    if not isinstance(details, Mapping):
+        return RefusalDetails()
+    category = details.get("category")
+    explanation = details.get("explanation")
+    return RefusalDetails(
+        category if isinstance(category, str) and category else None,
+        explanation if isinstance(explanation, str) and explanation.strip() else None,
     )

@@ -51,6 +51,12 @@ def error_type_and_message(body: Any) -> tuple[str | None, str]:
     return None, ""
 
 
+_CONTEXT_TOO_LONG_MESSAGES = ("prompt is too long", "exceed context limit")
+"""Phrases of the API's 400 messages that mean the conversation does not fit the model:
+"prompt is too long: 215000 tokens > 200000 maximum" and "input length and `max_tokens`
+exceed context limit: ..."."""
+
+
 def classify_error_event(status: int, body: Any, headers: Any = None) -> LLMError:
     """Classify an error by the type in its body first (in-stream errors arrive with 200)."""
     error_type, message = error_type_and_message(body)
@@ -59,6 +65,10 @@ def classify_error_event(status: int, body: Any, headers: Any = None) -> LLMErro
         code = _BY_STATUS.get(status)
     if code is None:
         code = ErrorCode.SERVER_ERROR if 500 <= status < 600 else ErrorCode.UNKNOWN
+    if code is ErrorCode.INVALID_REQUEST and any(
+        phrase in message.lower() for phrase in _CONTEXT_TOO_LONG_MESSAGES
+    ):
+        code = ErrorCode.CONTEXT_TOO_LONG
     where = "in the stream" if status == 200 else f"HTTP {status}"
     detail = f"{where}: {error_type or 'error'}" + (f": {message}" if message else "")
     retry_after = parse_retry_after(headers) if headers is not None else None

@@ -2,6 +2,12 @@
 
 One instance per conversation turn-taker. `process` runs one user message to its
 answer; `abort` stops it from anywhere, at any time.
+
+Every stop reason ends truthfully (llm.md's table): `tool_use` and `pause_turn` go on
+looping; `end_turn`, `stop_sequence`, unknown reasons and a plain `max_tokens` (with a
+note) are answers; `refusal`, a tool call cut by `max_tokens` and
+`model_context_window_exceeded` raise an `LLMError` and are never an answer. A tool call
+whose input is not valid JSON is answered with an is-error result, and the loop goes on.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smarthole_notes.llm.cancel import CancelSignal
-from smarthole_notes.llm.errors import ErrorCode, LLMError
+from smarthole_notes.llm.errors import ErrorCode, LLMError, OutputLimitError, RefusalError
 from smarthole_notes.llm.events import EventSink, ToolFinished, ToolStarted
 from smarthole_notes.llm.provider import Provider
 from smarthole_notes.llm.state import ConversationState
@@ -23,6 +29,7 @@ from smarthole_notes.llm.types import (
     Message,
     StopReason,
     TextBlock,
+    ToolCallRecord,
     ToolResultBlock,
     ToolUseBlock,
     Usage,
@@ -35,14 +42,24 @@ MAX_TOOL_ITERATIONS = 10
 MAX_HISTORY_MESSAGES = 40
 NOT_RUN_CANCELLED = "Error: not run: the user stopped the request."
 NOT_RUN_LIMIT = "Error: not run: the limit of {limit} tool rounds for one request was reached."
+NOT_RUN_OUTPUT_LIMIT = (
+    "Error: not run: the model's output limit cut this call before its input was complete."
+)
+NOT_RUN_CONTEXT = "Error: not run: the conversation became too long for the model."
+NOT_RUN_STOPPED = "Error: not run: the model's turn ended with stop reason {reason!r}."
+INVALID_INPUT = (
+    "Error: not run: the input of this {name} call was {reason}. It began: {excerpt} "
+    "Send the call again with a valid JSON object as its input."
+)
+OUTPUT_LIMIT_NOTE = "(This answer was cut off at the model's output limit.)"
+EXCERPT_CHARS = 120
 
-
-@dataclass(frozen=True, slots=True)
-class ToolCallRecord:
-    name: str
-    input: dict[str, Any]
-    is_error: bool
-    summary: str
+__all__ = [
+    "AgentResult",
+    "AgentService",
+    "ToolCallRecord",
+    "trim_history",
+]
 
 
 @dataclass(slots=True)
@@ -79,8 +96,20 @@ def _summary(text: str, limit: int = 200) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
-def _add(a: Usage, b: Usage) -> Usage:
-    return Usage(a.input_tokens + b.input_tokens, a.output_tokens + b.output_tokens)
+def _excerpt(raw: str | None) -> str:
+    text = " ".join((raw or "").split())
+    if not text:
+        return "(nothing)."
+    return repr(text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…")
+
+
+def _resendable(content: tuple[ContentBlock, ...]) -> tuple[ContentBlock, ...]:
+    """Paused assistant content as it can end a request: the API refuses a final assistant
+    text block that ends in whitespace (or is empty)."""
+    if not content or not isinstance(content[-1], TextBlock):
+        return content
+    last = content[-1].text.rstrip()
+    return (*content[:-1], TextBlock(last)) if last else content[:-1]
 
 
 class AgentService:
@@ -129,13 +158,14 @@ class AgentService:
     async def _loop(
         self, text: str, cancel: CancelSignal, on_event: EventSink | None
     ) -> AgentResult:
+        before = list(self.history)
         self._append_user_text(text)
         tools_used: list[ToolCallRecord] = []
         usage = Usage()
         iterations = 0
         while True:
             if cancel.fired:
-                return self._aborted(tools_used, iterations)
+                return self._aborted(tools_used, iterations, usage)
             request = LLMRequest(
                 system=self._system_prompt(self.state),
                 messages=tuple(trim_history(self.history, self._max_history)),
@@ -145,34 +175,74 @@ class AgentService:
                 response = await self.provider.send(request, cancel=cancel, on_event=on_event)
             except LLMError as error:
                 if error.code is ErrorCode.ABORTED:
-                    return self._aborted(tools_used, iterations)
+                    return self._aborted(tools_used, iterations, usage)
+                error.tools_used = list(tools_used)
                 raise
-            usage = _add(usage, response.usage)
-            if response.stop_reason is StopReason.MAX_TOKENS:
+            usage = usage + response.usage
+            stop = response.stop_reason
+            tool_uses = response.tool_uses
+            if stop is StopReason.REFUSAL:
+                refusal = response.refusal
                 log.warning(
-                    "The model stopped at max_tokens (%d output tokens); a tool call may be cut",
+                    "The model declined the request (category %s)",
+                    refusal.category if refusal else None,
+                )
+                # The API asks for the refused turn to be removed before going on: kept,
+                # it would make every following request be refused too.
+                self.history = before
+                raise RefusalError(
+                    refusal.category if refusal else None,
+                    refusal.explanation if refusal else None,
+                    tools_used=tools_used,
+                    partial_text=response.text,
+                )
+            if stop is StopReason.MODEL_CONTEXT_WINDOW_EXCEEDED:
+                log.warning("The model's context window was filled; the request failed")
+                self._record_final(response, NOT_RUN_CONTEXT)
+                raise LLMError(
+                    ErrorCode.CONTEXT_TOO_LONG,
+                    "stop_reason model_context_window_exceeded",
+                    tools_used=tools_used,
+                    partial_text=response.text,
+                )
+            if stop is StopReason.MAX_TOKENS:
+                log.warning(
+                    "The model stopped at max_tokens (%d output tokens)",
                     response.usage.output_tokens,
                 )
-            tool_uses = response.tool_uses
-            if response.stop_reason is not StopReason.TOOL_USE or not tool_uses:
-                if response.content:
-                    self.history.append(Message("assistant", response.content))
-                return AgentResult(
-                    response.text, response.stop_reason, tools_used, iterations, False, usage
-                )
-            self.history.append(Message("assistant", response.content))
+                cut = [t for t in tool_uses if t.input_error is not None]
+                if cut:
+                    self._record_final(response, NOT_RUN_OUTPUT_LIMIT)
+                    raise OutputLimitError(
+                        cut[0].name,
+                        tools_used=tools_used,
+                        partial_text=response.text,
+                        output_tokens=response.usage.output_tokens,
+                    )
+            tool_round = bool(tool_uses) and stop in (
+                StopReason.TOOL_USE,
+                StopReason.MAX_TOKENS,  # a call whose input is whole: it can run
+                StopReason.PAUSE_TURN,
+            )
+            if not tool_round and stop is not StopReason.PAUSE_TURN:
+                return self._answer(response, tools_used, iterations, usage)
             if iterations >= self._max_iterations:
                 log.warning("Tool loop stopped after %d rounds", iterations)
+                self._append_assistant(response.content)
                 self._close_tool_uses(tool_uses, NOT_RUN_LIMIT.format(limit=self._max_iterations))
                 note = (
                     f"I stopped after {self._max_iterations} tool steps without finishing; "
                     "ask me to continue if needed."
                 )
                 answer = f"{response.text}\n\n{note}" if response.text else note
-                return AgentResult(
-                    answer, response.stop_reason, tools_used, iterations, False, usage
-                )
+                return AgentResult(answer, stop, tools_used, iterations, False, usage)
             iterations += 1
+            if not tool_round:
+                # pause_turn: send the paused content back so the model continues its turn.
+                log.debug("Tool loop iteration %d: continuing a paused turn", iterations)
+                self._append_assistant(_resendable(response.content))
+                continue
+            self._append_assistant(response.content)
             log.debug(
                 "Tool loop iteration %d: %s", iterations, ", ".join(t.name for t in tool_uses)
             )
@@ -180,9 +250,58 @@ class AgentService:
             for tool_use in tool_uses:
                 if cancel.fired:
                     results.append(ToolResultBlock(tool_use.id, NOT_RUN_CANCELLED, True))
-                    continue
-                results.append(await self._run_tool(tool_use, tools_used, on_event))
+                elif tool_use.input_error is not None:
+                    results.append(self._refuse_input(tool_use, tools_used, on_event))
+                else:
+                    results.append(await self._run_tool(tool_use, tools_used, on_event))
             self.history.append(Message("user", tuple(results)))
+
+    def _answer(
+        self,
+        response: LLMResponse,
+        tools_used: list[ToolCallRecord],
+        iterations: int,
+        usage: Usage,
+    ) -> AgentResult:
+        """A final answer: the text, with a note when the output limit cut it short."""
+        stop = response.stop_reason
+        if stop is StopReason.OTHER:
+            log.warning(
+                "Unknown stop reason %r: its text is delivered as the answer",
+                response.raw_stop_reason,
+            )
+        self._record_final(
+            response, NOT_RUN_STOPPED.format(reason=response.raw_stop_reason or "none")
+        )
+        text = response.text
+        if stop is StopReason.MAX_TOKENS:
+            text = f"{text.rstrip()}\n\n{OUTPUT_LIMIT_NOTE}" if text.strip() else OUTPUT_LIMIT_NOTE
+        return AgentResult(text, stop, tools_used, iterations, False, usage)
+
+    def _record_final(self, response: LLMResponse, not_run: str) -> None:
+        """Keep the last assistant turn in history, closing any tool call it left unanswered."""
+        if response.content:
+            self._append_assistant(response.content)
+        if response.tool_uses:
+            self._close_tool_uses(response.tool_uses, not_run)
+
+    def _refuse_input(
+        self, tool_use: ToolUseBlock, tools_used: list[ToolCallRecord], on_event: EventSink | None
+    ) -> ToolResultBlock:
+        """A call whose input is not a JSON object: not run; the model is told why."""
+        content = INVALID_INPUT.format(
+            name=tool_use.name,
+            reason=tool_use.input_error,
+            excerpt=_excerpt(tool_use.raw_input),
+        )
+        summary = "not run: its input was not valid JSON"
+        log.debug("Tool result: %s error: %s (%s)", tool_use.name, summary, tool_use.input_error)
+        if on_event is not None:
+            on_event(ToolStarted(tool_use.id, tool_use.name, tool_use.input))
+        tools_used.append(ToolCallRecord(tool_use.name, tool_use.input, True, summary))
+        if on_event is not None:
+            on_event(ToolFinished(tool_use.id, tool_use.name, True, summary))
+        return ToolResultBlock(tool_use.id, content, True)
 
     async def _run_tool(
         self, tool_use: ToolUseBlock, tools_used: list[ToolCallRecord], on_event: EventSink | None
@@ -200,11 +319,26 @@ class AgentService:
             on_event(ToolFinished(tool_use.id, tool_use.name, outcome.is_error, summary))
         return ToolResultBlock(tool_use.id, outcome.content, outcome.is_error)
 
-    def _aborted(self, tools_used: list[ToolCallRecord], iterations: int) -> AgentResult:
+    def _aborted(
+        self, tools_used: list[ToolCallRecord], iterations: int, usage: Usage
+    ) -> AgentResult:
         empty = LLMResponse.empty()
-        return AgentResult(empty.text, empty.stop_reason, tools_used, iterations, True)
+        return AgentResult(empty.text, empty.stop_reason, tools_used, iterations, True, usage)
+
+    def _append_assistant(self, content: tuple[ContentBlock, ...]) -> None:
+        """Add an assistant turn; after a paused turn, the continuation joins that same turn."""
+        if not content:
+            return
+        if self.history and self.history[-1].role == "assistant":
+            last = self.history[-1]
+            self.history[-1] = Message("assistant", (*last.content, *content))
+        else:
+            self.history.append(Message("assistant", content))
 
     def _close_tool_uses(self, tool_uses: list[ToolUseBlock], reason: str) -> None:
+        """Answer calls that will not run, so no tool_use is left dangling in history."""
+        if not tool_uses:
+            return
         self.history.append(
             Message("user", tuple(ToolResultBlock(t.id, reason, True) for t in tool_uses))
         )

@@ -19,10 +19,31 @@ class TextBlock:
 
 @dataclass(frozen=True, slots=True)
 class ToolUseBlock:
+    """A tool call. `input_error` is set when the model's input was not a whole JSON object.
+
+    Such a call is never run: the loop answers it with an is-error result (so the model can
+    correct itself), or, when the output limit cut it, closes it and fails the request.
+    `raw_input` keeps the text the model sent, for that message; `input` is then what
+    could be read of it (possibly `{}`), so the block can still be sent back in history.
+    """
+
     id: str
     name: str
     input: dict[str, Any]
     type: Literal["tool_use"] = "tool_use"
+    input_error: str | None = None
+    raw_input: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueBlock:
+    """Provider content the program does not read (server tool calls and results, thinking).
+
+    Kept only where it must be sent back verbatim: the paused turn of a `pause_turn`.
+    """
+
+    data: dict[str, Any]
+    type: Literal["opaque"] = "opaque"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +54,7 @@ class ToolResultBlock:
     type: Literal["tool_result"] = "tool_result"
 
 
-ContentBlock: TypeAlias = TextBlock | ToolUseBlock | ToolResultBlock
+ContentBlock: TypeAlias = TextBlock | ToolUseBlock | ToolResultBlock | OpaqueBlock
 Role: TypeAlias = Literal["user", "assistant"]
 
 
@@ -63,6 +84,10 @@ class Message:
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "content": [block_to_dict(b) for b in self.content]}
 
+    def to_api(self) -> dict[str, Any]:
+        """The message as sent to the API (`to_dict` is for persistence)."""
+        return {"role": self.role, "content": [block_to_api(b) for b in self.content]}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:
         role = data["role"]
@@ -75,7 +100,19 @@ def block_to_dict(block: ContentBlock) -> dict[str, Any]:
     if isinstance(block, TextBlock):
         return {"type": "text", "text": block.text}
     if isinstance(block, ToolUseBlock):
-        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+        out: dict[str, Any] = {
+            "type": "tool_use",
+            "id": block.id,
+            "name": block.name,
+            "input": block.input,
+        }
+        if block.input_error is not None:
+            # Not sent to the API (build_api_block drops it); kept for export_state.
+            out["input_error"] = block.input_error
+            out["raw_input"] = block.raw_input
+        return out
+    if isinstance(block, OpaqueBlock):
+        return dict(block.data)
     return {
         "type": "tool_result",
         "tool_use_id": block.tool_use_id,
@@ -89,12 +126,30 @@ def block_from_dict(data: dict[str, Any]) -> ContentBlock:
     if kind == "text":
         return TextBlock(str(data["text"]))
     if kind == "tool_use":
-        return ToolUseBlock(str(data["id"]), str(data["name"]), dict(data["input"]))
+        error = data.get("input_error")
+        raw = data.get("raw_input")
+        return ToolUseBlock(
+            str(data["id"]),
+            str(data["name"]),
+            dict(data["input"]),
+            input_error=str(error) if error is not None else None,
+            raw_input=str(raw) if raw is not None else None,
+        )
     if kind == "tool_result":
         return ToolResultBlock(
             str(data["tool_use_id"]), str(data["content"]), bool(data.get("is_error", False))
         )
-    raise ValueError(f"unknown content block type {kind!r}")
+    if isinstance(kind, str):
+        return OpaqueBlock(dict(data))
+    raise ValueError(f"content block without a type: {data!r}")
+
+
+def block_to_api(block: ContentBlock) -> dict[str, Any]:
+    """The block as the Messages API takes it (our own bookkeeping fields left out)."""
+    out = block_to_dict(block)
+    out.pop("input_error", None)
+    out.pop("raw_input", None)
+    return out
 
 
 class StopReason(StrEnum):
@@ -106,6 +161,7 @@ class StopReason(StrEnum):
     STOP_SEQUENCE = "stop_sequence"
     PAUSE_TURN = "pause_turn"
     REFUSAL = "refusal"
+    MODEL_CONTEXT_WINDOW_EXCEEDED = "model_context_window_exceeded"
     OTHER = "other"
 
     @classmethod
@@ -118,10 +174,47 @@ class StopReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one response, or (summed with `+`) of every round of one answer.
+
+    The cache figures stay None until some response reports them.
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            _add_optional(self.cache_creation_input_tokens, other.cache_creation_input_tokens),
+            _add_optional(self.cache_read_input_tokens, other.cache_read_input_tokens),
+        )
+
+
+def _add_optional(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalDetails:
+    """Why the model declined (the API's `stop_details`); both parts may be missing."""
+
+    category: str | None = None
+    explanation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRecord:
+    """One tool call the loop ran, as the pipeline reports and stores it."""
+
+    name: str
+    input: dict[str, Any]
+    is_error: bool
+    summary: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +242,8 @@ class LLMResponse:
     usage: Usage = field(default_factory=Usage)
     raw_stop_reason: str | None = None
     model: str = ""
+    refusal: RefusalDetails | None = None
+    """Set when `stop_reason` is `refusal` (from the API's `stop_details`, when it sent any)."""
 
     @property
     def text(self) -> str:
