@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from smarthole_notes.smarthole import ConnectionStatus, RoutedMessage
+from smarthole_notes.smarthole.notifications import NotificationLimits, NotificationOutcome
 from tests.smarthole_fixtures import DESCRIPTION, NAME, Harness, connected_client, running_client
 from tests.standins.smarthole_server import ScriptedRegistration, SmartHoleStandIn
 
 CONNECTED = ConnectionStatus.CONNECTED
 DISCONNECTED = ConnectionStatus.DISCONNECTED
+FAST_LIMITS = NotificationLimits().scaled(0.05)
 
 
 @pytest.fixture
@@ -208,15 +210,19 @@ async def test_a_redelivered_id_reaches_the_handler_again(hole: SmartHoleStandIn
 
 
 async def test_responses_are_exactly_as_protocol_md(hole: SmartHoleStandIn) -> None:
-    async with connected_client(hole.url, ack=False) as harness:
+    async with connected_client(hole.url, ack=False, notification_limits=FAST_LIMITS) as harness:
         client = harness.client
         message_id = await hole.route(NAME, "remember to buy milk")
         await harness.next_message()
         assert await client.send_ack(message_id)
-        assert await client.send_notification(
-            message_id, "Note saved", "Added milk to Lists/Shopping.md"
+        first = await client.send_notification(
+            message_id, "Note saved", "Added milk to Lists/Shopping.md", "normal"
         )
-        assert await client.send_notification(message_id, "Heads up", "Done", "low")
+        assert (first.outcome, first.title) == (NotificationOutcome.SENT, "Note saved")
+        second = await client.send_notification(message_id, "Heads up", "Done", "low")
+        assert second.outcome is NotificationOutcome.QUEUED  # paced: not within 1 s of the first
+        async with asyncio.timeout(5):
+            await client.wait_notifications_sent()
         assert await client.send_reject(message_id, "cannot take it")
         await hole.wait_for_response(message_id, "reject")
         frames = [r.frame for r in hole.responses]
@@ -268,7 +274,8 @@ async def test_sending_while_not_connected_returns_false(
     await hole.stop()
     await harness.wait_for_status(DISCONNECTED)
     with caplog.at_level(logging.WARNING, logger="smarthole_notes.smarthole"):
-        assert await harness.client.send_notification("msg-1", "t", "b") is False
+        progress = await harness.client.send_notification("msg-1", "t", "b", kind="progress")
+        assert progress.outcome is NotificationOutcome.NOT_CONNECTED
         assert await harness.client.send_reject("msg-1", "r") is False
     assert "not connected to SmartHole" in caplog.text
     await harness.client.stop()
@@ -303,12 +310,8 @@ MALFORMED_FRAMES: list[str | bytes] = [
     "42",
     '{"type": "smoke-signal", "payload": {"id": "m3", "text": "t"}}',
     '{"type": "message", "payload": {"text": "no id"}}',
-    '{"type": "message", "payload": {"id": "m4"}}',
     '{"type": "message", "payload": {"id": 5, "text": "t"}}',
-    '{"type": "message", "payload": {"id": "m6", "text": ["t"]}}',
-    '{"type": "message", "payload": {"id": "m7", "text": "t", "metadata": "voice"}}',
-    '{"type": "message", "payload": {"id": "m8", "text": "t", "metadata": {"confidence": "high"}}}',
-    '{"type": "message", "payload": {"id": "m9", "text": "t", "metadata": {"directRouted": 1}}}',
+    '{"type": "message", "payload": {"id": "", "text": "t"}}',
     '{"type": "message", "payload": {"id": "m10", "text": "t", "metadata": {"confidence": NaN}}}',
     '{"type": "message"}',
     '{"type": "registration_response", "payload": {"success": true}}',
@@ -373,6 +376,43 @@ async def test_well_formed_messages_it_cannot_take_are_rejected(
         later = await hole.route(NAME, "fine")
         assert (await harness.next_message()).id == later
         assert [m.id for m in harness.received] == [later]
+
+
+UNUSABLE_CONTENT: dict[str, tuple[dict[str, object], str]] = {
+    "no text": ({}, "no 'text'"),
+    "text null": ({"text": None}, "no 'text'"),
+    "text a list": ({"text": ["milk"]}, "text must be a string, not an array"),
+    "text a number": ({"text": 42}, "text must be a string"),
+    "text an object": ({"text": {"value": "milk"}}, "text must be a string"),
+    "timestamp a number": ({"text": "t", "timestamp": 17}, "timestamp must be a string"),
+    "metadata a string": ({"text": "t", "metadata": "voice"}, "metadata must be an object"),
+    "metadata a list": ({"text": "t", "metadata": []}, "metadata must be an object"),
+    "confidence a string": ({"text": "t", "metadata": {"confidence": "high"}}, "confidence"),
+    "directRouted a number": ({"text": "t", "metadata": {"directRouted": 1}}, "directRouted"),
+    "inputMethod a number": ({"text": "t", "metadata": {"inputMethod": 1}}, "inputMethod"),
+    "routingReason an object": ({"text": "t", "metadata": {"routingReason": {}}}, "routingReason"),
+}
+
+
+@pytest.mark.parametrize(("fields", "reason"), UNUSABLE_CONTENT.values(), ids=UNUSABLE_CONTENT)
+async def test_a_readable_id_with_unusable_content_is_rejected_at_once(
+    hole: SmartHoleStandIn, fields: dict[str, object], reason: str
+) -> None:
+    """SmartHole would otherwise wait its full deadline and tell the user "Unable to route"."""
+    async with connected_client(hole.url) as harness:
+        message_id = await hole.route_payload(NAME, {"id": "msg-odd", **fields})
+        delivery = await hole.wait_for_outcome(message_id, timeout=2)
+        assert delivery.outcome == "answered"
+        assert delivery.answered_at is not None
+        assert delivery.answered_at - delivery.sent_at < 1.0
+        [reject] = delivery.responses
+        assert reject.type == "reject"
+        assert reason in reject.payload["reason"]
+        assert "unusable message" in reject.payload["reason"]
+        later = await hole.route(NAME, "fine")
+        assert (await harness.next_message()).id == later
+        assert [m.id for m in harness.received] == [later]
+        assert hole.connection_of(NAME) is not None and len(hole.registrations) == 1
 
 
 async def test_a_failing_handler_is_logged_and_the_message_rejected(

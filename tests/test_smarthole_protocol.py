@@ -14,6 +14,7 @@ from smarthole_notes.settings import (
 )
 from smarthole_notes.smarthole import Backoff
 from smarthole_notes.smarthole.protocol import (
+    JS_TRIMMED,
     MAX_FRAME_BYTES,
     MAX_OUTGOING_FRAME_BYTES,
     MalformedFrame,
@@ -25,9 +26,11 @@ from smarthole_notes.smarthole.protocol import (
     build_registration,
     build_reject,
     description_problem,
+    js_trim,
     name_problem,
     parse_frame,
     url_problem,
+    utf16_length,
 )
 
 
@@ -104,15 +107,7 @@ MALFORMED = {
     "missing id": message_frame(id=None),
     "empty id": message_frame(id=""),
     "id not a string": message_frame(id=42),
-    "missing text": json.dumps({"type": "message", "payload": {"id": "m"}}),
-    "text not a string": message_frame(text=["milk"]),
-    "timestamp not a string": message_frame(timestamp=1736937000),
-    "metadata not an object": message_frame(metadata="voice"),
-    "inputMethod not a string": message_frame(metadata={"inputMethod": 1}),
-    "directRouted not a boolean": message_frame(metadata={"directRouted": "false"}),
-    "confidence not a number": message_frame(metadata={"confidence": "high"}),
-    "confidence a boolean": message_frame(metadata={"confidence": True}),
-    "routingReason not a string": message_frame(metadata={"routingReason": {}}),
+    "id an object": message_frame(id={"v": "m"}),
     "registration_response without success": '{"type": "registration_response", "payload": {}}',
     "success not a boolean": '{"type": "registration_response", "payload": {"success": "yes"}}',
     "code not a string": '{"type": "registration_response", "payload": {"success": false, "code": 1}}',
@@ -141,6 +136,36 @@ def test_binary_and_oversized_frames_are_malformed() -> None:
         parse_frame(multibyte)
     just_fits = message_frame(text="x" * (MAX_FRAME_BYTES - 100))
     assert isinstance(parse_frame(just_fits), RoutedMessage)
+
+
+UNUSABLE_CONTENT = {
+    "missing text": ({"text": None}, "has no 'text'"),
+    "text not a string": ({"text": ["milk"]}, "text must be a string, not an array"),
+    "text an object": ({"text": {"t": 1}}, "text must be a string, not an object"),
+    "text a boolean": ({"text": True}, "text must be a string, not a boolean"),
+    "timestamp not a string": ({"timestamp": 1736937000}, "timestamp must be a string"),
+    "metadata not an object": ({"metadata": "voice"}, "metadata must be an object"),
+    "inputMethod not a string": ({"metadata": {"inputMethod": 1}}, "inputMethod"),
+    "directRouted not a boolean": ({"metadata": {"directRouted": "false"}}, "directRouted"),
+    "confidence not a number": ({"metadata": {"confidence": "high"}}, "confidence"),
+    "confidence a boolean": ({"metadata": {"confidence": True}}, "not a boolean"),
+    "routingReason not a string": ({"metadata": {"routingReason": {}}}, "not an object"),
+}
+
+
+@pytest.mark.parametrize(("payload", "reason"), UNUSABLE_CONTENT.values(), ids=UNUSABLE_CONTENT)
+def test_a_readable_id_with_unusable_content_is_to_be_rejected(
+    payload: dict[str, object], reason: str
+) -> None:
+    """Not dropped: SmartHole would wait 30 s, then tell the user "Unable to route message"."""
+    frame = message_frame(**payload)
+    if payload.get("text", "") is None:
+        frame = json.dumps({"type": "message", "payload": {"id": "msg-1"}})
+    parsed = parse_frame(frame)
+    assert isinstance(parsed, UnacceptableMessage)
+    assert parsed.message_id == "msg-1"
+    assert parsed.reason.startswith("unusable message: ")
+    assert reason in parsed.reason
 
 
 @pytest.mark.parametrize(
@@ -217,6 +242,49 @@ def test_name_rules_agree_with_the_settings(name: str) -> None:
     except SettingValueError:
         settings_ok = False
     assert (name_problem(name) is None) == settings_ok
+
+
+@pytest.mark.parametrize(
+    "blank",
+    [
+        "\ufeff",
+        "\u00a0",
+        " \u00a0\ufeff\t\n",
+        "\u2028\u2029",
+        "\u3000\u205f\u202f\u1680",
+        "\u2000\u200a",
+        "\v\f\r",
+    ],
+)
+def test_a_description_blank_to_javascript_trim_is_refused(blank: str) -> None:
+    assert "empty" in (description_problem(blank) or "")
+    assert js_trim(f"{blank}notes{blank}") == "notes"
+
+
+@pytest.mark.parametrize("kept", ["\u0085", "\u001c", "\u001f", "\u180e", "\u200b"])
+def test_characters_javascript_trim_keeps_make_a_description_non_blank(kept: str) -> None:
+    """Python's strip() removes U+0085 and U+001C..U+001F; SmartHole's trim() does not."""
+    assert description_problem(kept) is None
+    assert js_trim(kept) == kept
+
+
+def test_the_trimmed_set_is_exactly_javascripts() -> None:
+    """The list Node 20 gives for every code point c with String.fromCodePoint(c).trim() == ""."""
+    node = "9 a b c d 20 a0 1680 2000 2001 2002 2003 2004 2005 2006 2007 2008 2009 200a 2028 2029 202f 205f 3000 feff"
+    assert sorted(ord(c) for c in JS_TRIMMED) == [int(h, 16) for h in node.split()]
+    assert [c for c in map(chr, range(0x110000)) if c in JS_TRIMMED and js_trim(c)] == []
+
+
+def test_description_length_is_counted_in_utf16_units() -> None:
+    assert description_problem("x" * 1024) is None
+    assert "1025 UTF-16 units" in (description_problem("x" * 1025) or "")
+    assert description_problem("🎵" * 512) is None  # 1024 units
+    assert "1026" in (description_problem("🎵" * 513) or "")
+    assert description_problem("x" * 1022 + "🎵") is None  # 1024 units, 1023 characters
+    assert "1025" in (description_problem("x" * 1023 + "🎵") or "")  # 1024 characters
+    assert utf16_length("a🎵é") == 4
+    # the length counts the untrimmed text, as SmartHole's does
+    assert "1025" in (description_problem("x" * 1024 + "\ufeff") or "")
 
 
 def test_descriptions() -> None:

@@ -27,6 +27,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
+from smarthole_notes.smarthole.notifications import (
+    NotificationKind,
+    NotificationLimits,
+    NotificationOutbox,
+    NotificationResult,
+)
 from smarthole_notes.smarthole.protocol import (
     MalformedFrame,
     Priority,
@@ -34,7 +40,6 @@ from smarthole_notes.smarthole.protocol import (
     RoutedMessage,
     UnacceptableMessage,
     build_ack,
-    build_notification,
     build_registration,
     build_reject,
     description_problem,
@@ -162,8 +167,11 @@ class SmartHoleClient:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         sleep: Sleep = _asyncio_sleep,
+        notification_limits: NotificationLimits | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        """`sleep` waits out backoff delays (injectable so tests can record the schedule)."""
+        """`sleep` waits out backoff delays (injectable so tests can record the schedule);
+        `notification_limits` and `clock` pace notifications (scaled down in tests)."""
         Backoff(backoff)  # fail fast on a bad schedule
         self._url = url
         self._name = name
@@ -192,6 +200,12 @@ class SmartHoleClient:
         self._answering: str | None = None  # id of the message on_message is handling
         self._answered = False
         self._last_failure: str | None = None
+        self._outbox = NotificationOutbox(
+            self._send_notification_frame,
+            lambda: self._ws is not None,
+            limits=notification_limits,
+            **({"clock": clock} if clock is not None else {}),
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -209,6 +223,19 @@ class SmartHoleClient:
     def client_id(self) -> str | None:
         """The id SmartHole gave the current registration, while connected."""
         return self._client_id if self._ws is not None else None
+
+    @property
+    def notifications_waiting(self) -> int:
+        """Notifications queued by our pacing (or held while SmartHole is away)."""
+        return self._outbox.pending
+
+    def pending_for(self, message_id: str) -> list[str]:
+        """Titles of the notifications for `message_id` still waiting to be sent."""
+        return self._outbox.pending_for(message_id)
+
+    async def wait_notifications_sent(self) -> None:
+        """Wait until no notification waits in the outbox (wrap it in `asyncio.timeout`)."""
+        await self._outbox.wait_empty()
 
     @property
     def enabled(self) -> bool:
@@ -253,6 +280,7 @@ class SmartHoleClient:
             if self._started:
                 return
             self._started = True
+            self._outbox.reopen()
             if self._enabled:
                 self._spawn()
             else:
@@ -264,6 +292,8 @@ class SmartHoleClient:
             if not self._started:
                 return
             self._started = False
+            await self._outbox.flush_now()
+            await self._outbox.close()
             await self._halt()
             if self._enabled:
                 self._set_status(ConnectionStatus.DISCONNECTED, "stopped")
@@ -285,6 +315,7 @@ class SmartHoleClient:
             if not self._enabled:
                 return
             self._enabled = False
+            await self._outbox.flush_now()
             await self._halt()
             self._set_status(ConnectionStatus.DISABLED, None)
 
@@ -343,13 +374,27 @@ class SmartHoleClient:
         return await self._send_response(message_id, build_reject(message_id, reason), "reject")
 
     async def send_notification(
-        self, message_id: str, title: str, body: str, priority: Priority = "normal"
-    ) -> bool:
-        """Show the user a result or failure through SmartHole. False if not sent.
+        self,
+        message_id: str,
+        title: str,
+        body: str,
+        priority: Priority | None = None,
+        *,
+        kind: NotificationKind = "answer",
+    ) -> NotificationResult:
+        """Show the user an answer, failure, question or progress update through SmartHole.
 
-        Raises ValueError only for a bad priority or an empty id (a programming error).
+        Returns at once with what happened: sent now, queued (our pacing keeps SmartHole from
+        coalescing or dropping it; a final answer, failure or question is also kept while
+        SmartHole is away, for a few minutes), merged into a waiting update of the same
+        request, or not sent because SmartHole is not connected (progress only). `priority`
+        defaults to `high` for finals and questions, `normal` for progress. The title is
+        made unique if another notification used it seconds ago (see `notifications.py`).
+        Raises ValueError only for a bad priority or kind, or an empty id.
         """
-        frame = build_notification(message_id, title, body, priority)
+        return await self._outbox.submit(message_id, title, body, kind=kind, priority=priority)
+
+    async def _send_notification_frame(self, message_id: str, frame: str) -> bool:
         return await self._send_response(message_id, frame, "notification")
 
     async def _send_response(self, message_id: str, frame: str, kind: str) -> bool:
@@ -463,6 +508,7 @@ class SmartHoleClient:
                 self._client_id,
             )
             self._publish(generation, ConnectionStatus.CONNECTED, None)
+            self._outbox.connection_ready()
             for message in self._early:
                 await self._handle_message(message)
             self._early = []

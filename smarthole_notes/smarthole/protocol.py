@@ -2,9 +2,10 @@
 
 Everything here is pure (no sockets, no logging) so the rules can be tested on their own and
 the connection code stays about connecting. Incoming frames are checked strictly: a frame that
-breaks the contract raises `MalformedFrame` (the caller logs and drops it), while a well-formed
-`message` the service cannot take comes back as `UnacceptableMessage` (the caller answers it
-with a `reject`, so SmartHole can re-route it at once instead of waiting out its deadline).
+breaks the contract raises `MalformedFrame` (the caller logs and drops it), while a `message`
+with a readable id that the service cannot take (no text, fields of the wrong type, ...) comes
+back as `UnacceptableMessage` (the caller answers it with a `reject`, so SmartHole can re-route
+it at once instead of waiting out its deadline).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from websockets.uri import parse_uri
 __all__ = [
     "CAPABILITIES",
     "FAILURE_CODES",
+    "JS_TRIMMED",
     "MAX_DESCRIPTION_LENGTH",
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_ID_LENGTH",
@@ -39,9 +41,11 @@ __all__ = [
     "build_registration",
     "build_reject",
     "description_problem",
+    "js_trim",
     "name_problem",
     "parse_frame",
     "url_problem",
+    "utf16_length",
 ]
 
 InputMethod: TypeAlias = Literal["voice", "text"]
@@ -166,6 +170,8 @@ def parse_frame(data: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Incom
 
 
 def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "object"
     if isinstance(value, list):
         return "array"
     if isinstance(value, str):
@@ -175,6 +181,11 @@ def _json_kind(value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
     return "number"
+
+
+def _a_json_kind(value: object) -> str:
+    kind = _json_kind(value)
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -191,7 +202,7 @@ def _optional(
     if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
         raise MalformedFrame(f"{where}.{key} must be {_type_name(kind)}, not a boolean")
     if not isinstance(value, kind):
-        raise MalformedFrame(f"{where}.{key} must be {_type_name(kind)}, not a {_json_kind(value)}")
+        raise MalformedFrame(f"{where}.{key} must be {_type_name(kind)}, not {_a_json_kind(value)}")
     return value
 
 
@@ -217,12 +228,26 @@ def _valid_unicode(value: object) -> bool:
 
 
 def _parse_message(payload: dict[str, Any]) -> RoutedMessage | UnacceptableMessage:
+    """A message with a readable id is never dropped: whatever else is wrong with it is a
+    reason to reject it at once, so SmartHole can re-route it or tell the user now instead of
+    after its 30-second deadline (protocol.md)."""
     message_id = payload.get("id")
     if not isinstance(message_id, str) or not message_id:
         raise MalformedFrame("message without a non-empty string 'id'")
+    try:
+        return _parse_message_content(message_id, payload)
+    except MalformedFrame as exc:
+        return UnacceptableMessage(message_id, f"unusable message: {exc}")
+
+
+def _parse_message_content(
+    message_id: str, payload: dict[str, Any]
+) -> RoutedMessage | UnacceptableMessage:
     text = payload.get("text")
+    if text is None:
+        raise MalformedFrame("message.payload has no 'text'")
     if not isinstance(text, str):
-        raise MalformedFrame(f"message {_short(message_id)} without a string 'text'")
+        raise MalformedFrame(f"message.payload.text must be a string, not {_a_json_kind(text)}")
     where = "message.payload"
     timestamp = _optional(payload, "timestamp", str, where)
     raw_metadata = _optional(payload, "metadata", dict, where)
@@ -283,22 +308,46 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+JS_TRIMMED: Final[frozenset[str]] = frozenset(
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+"""What JavaScript's `String.prototype.trim()` strips (ECMAScript WhiteSpace and LineTerminator:
+TAB, VT, FF, U+FEFF, every `Zs` space, LF, CR, U+2028, U+2029), checked against Node 20.
+Python's `str.strip()` differs both ways: it keeps U+FEFF and strips U+001C..U+001F and U+0085,
+which SmartHole keeps."""
+
+
+def js_trim(text: str) -> str:
+    """`text.trim()` as SmartHole (JavaScript) computes it."""
+    start, end = 0, len(text)
+    while start < end and text[start] in JS_TRIMMED:
+        start += 1
+    while end > start and text[end - 1] in JS_TRIMMED:
+        end -= 1
+    return text[start:end]
+
+
+def utf16_length(text: str) -> int:
+    """`text.length` in JavaScript: UTF-16 code units, so a character beyond U+FFFF counts 2."""
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
 def description_problem(description: str) -> str | None:
     """Why SmartHole would refuse `description`, or None.
 
-    Length is counted in UTF-16 code units, as a JavaScript server counts string length, which
-    is never less than Python's count of code points: a description that passes here passes
-    there too. A blank description is refused here although it is 1+ characters: the router
-    could do nothing with it.
+    The same two rules as SmartHole: non-blank after JavaScript's `trim()`, and at most 1024
+    UTF-16 code units (its `length`, counted before trimming). A lone surrogate is refused too:
+    it cannot be sent as UTF-8 text.
     """
-    if not isinstance(description, str) or not description.strip():
-        return "the routing description is empty"
+    if not isinstance(description, str) or not js_trim(description):
+        return "the routing description is empty (only spaces or invisible characters)"
     if not _valid_unicode(description):
         return "the routing description is not valid Unicode text"
-    units = len(description.encode("utf-16-le")) // 2
+    units = utf16_length(description)
     if units > MAX_DESCRIPTION_LENGTH:
         return (
-            f"the routing description is too long ({units} characters; "
+            f"the routing description is too long ({units} UTF-16 units, as SmartHole counts; "
             f"at most {MAX_DESCRIPTION_LENGTH})"
         )
     return None

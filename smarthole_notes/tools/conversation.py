@@ -18,6 +18,12 @@ from smarthole_notes.conversations.tool_format import (
 )
 from smarthole_notes.inbox import InboxMessage
 from smarthole_notes.llm.state import ConversationState
+from smarthole_notes.smarthole.notifications import (
+    NotificationKind,
+    NotificationOutcome,
+    NotificationResult,
+    notification_title,
+)
 from smarthole_notes.tools.base import Tool, ToolError, ToolInput
 
 Priority = Literal["low", "normal", "high"]
@@ -25,11 +31,17 @@ NOTIFICATION_BODY_LIMIT = 1000
 
 
 class Notifier(Protocol):
-    """Where SmartHole notifications go (the SmartHole client)."""
+    """Where SmartHole notifications go (the SmartHole client); never waits for its pacing."""
 
     async def send_notification(
-        self, message_id: str, title: str, body: str, priority: Priority = "normal"
-    ) -> bool: ...
+        self,
+        message_id: str,
+        title: str,
+        body: str,
+        priority: Priority | None = None,
+        *,
+        kind: NotificationKind = "answer",
+    ) -> NotificationResult: ...
 
 
 @dataclass(slots=True)
@@ -48,6 +60,28 @@ def trim(text: str, limit: int = NOTIFICATION_BODY_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _smarthole_fate(result: NotificationResult | None) -> str:
+    """What became of a send_message text on the SmartHole side, told truthfully to the agent."""
+    if result is None:
+        return (
+            "The SmartHole connection is off, so the user sees it only if they look at the "
+            "chat page."
+        )
+    if result.outcome is NotificationOutcome.SENT:
+        return "It was also sent to the user as a SmartHole notification."
+    if result.outcome is NotificationOutcome.QUEUED:
+        return f"It is queued to be sent as a SmartHole notification ({result.detail})."
+    if result.outcome is NotificationOutcome.MERGED:
+        return (
+            "It was merged with your previous update into one SmartHole notification that is "
+            "still waiting to be sent (SmartHole allows only so many notifications a minute)."
+        )
+    return (
+        "SmartHole is not connected, so no notification was sent: the user sees it only if "
+        "they look at the chat page."
+    )
+
+
 def conversation_tools(
     turn: TurnContext,
     *,
@@ -61,23 +95,26 @@ def conversation_tools(
             raise ToolError("message is empty; write what the user should read")
         question = bool(tool_input.get("is_question", False))
         bus.publish("agent_message", message_id=turn.message.id, text=text, is_question=question)
-        delivered = ""
-        if turn.message.source == "smarthole" and notifier is not None:
-            sent = await notifier.send_notification(
-                turn.message.id,
-                "Question" if question else "Update",
-                trim(text),
-                "high" if question else "normal",
-            )
-            delivered = " and as a SmartHole notification" if sent else ""
+        fate = ""
+        if turn.message.source == "smarthole":
+            kind: NotificationKind = "question" if question else "progress"
+            result = None
+            if notifier is not None:
+                result = await notifier.send_notification(
+                    turn.message.id,
+                    notification_title(kind, turn.message.text),
+                    trim(text),
+                    kind=kind,
+                )
+            fate = " " + _smarthole_fate(result)
         if question:
             turn.state.ask(text, turn.message.id)
             turn.asked_question = True
             return (
-                f"Question shown to the user{delivered}. Their reply will arrive as a new "
+                f"Question shown in the chat page.{fate} Their reply will arrive as a new "
                 "message: end your turn now with a short answer."
             )
-        return f"Message shown to the user{delivered}."
+        return f"Message shown in the chat page.{fate}"
 
     async def end_conversation(tool_input: ToolInput) -> str:
         turn.end_reason = str(tool_input.get("reason") or "ended by the agent")

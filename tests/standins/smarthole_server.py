@@ -14,7 +14,15 @@
 - records every `response` frame with its monotonic time and the delivery it answers, and
   applies SmartHole's deadline (default 30 s): a delivery with no response in time is marked
   rejected by timeout (`Delivery.outcome == "timed_out"`); a response after that is `late`;
-- can drop every connection abruptly, stop, start again and restart on the same port.
+- can drop every connection abruptly, stop, start again and restart on the same port;
+- runs every `notification` through SmartHole's notification queue (protocol.md, and the real
+  router's `notification-queue.ts`): a title equal to one seen within 5 s is coalesced (the
+  still-queued one takes the later body with "(N occurrences)" appended, or the later one is
+  dropped when the earlier was already shown); at most 10 shown per 60 s and at least 1 s
+  apart; `high` shown at once when that allows, else queued ahead of the rest; more than 20
+  waiting drops the newest `low`, then the newest `normal`. `shown` records what the user
+  actually saw, with times, and `lost` what never reached them and why. `notification_time_scale`
+  multiplies every one of those durations, so tests need not wait minutes.
 
 Use it inside a pytest-asyncio test (`async with SmartHoleStandIn() as hole:`), or from a
 background thread with its own event loop (`with SmartHoleStandIn.in_thread() as hole:`,
@@ -43,12 +51,14 @@ from websockets.exceptions import ConnectionClosed
 
 __all__ = [
     "Delivery",
+    "LostNotification",
     "PingTimeout",
     "Pong",
     "ProtocolError",
     "RecordedResponse",
     "Registration",
     "ScriptedRegistration",
+    "ShownNotification",
     "SmartHoleStandIn",
     "ThreadedSmartHole",
 ]
@@ -59,11 +69,31 @@ T = TypeVar("T")
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _MAX_DESCRIPTION = 1024
+# What JavaScript's String.prototype.trim() strips (listed by Node 20 over every code point).
+_JS_SPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def _js_length(text: str) -> int:
+    """JavaScript's `length`: UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 _RESPONSE_TYPES = ("ack", "reject", "notification")
 _PRIORITIES = ("low", "normal", "high")
 DEFAULT_ROUTING_REASON = "The router stand-in matched this client"
 
 Outcome = Literal["pending", "answered", "timed_out"]
+
+# SmartHole's notification queue (src/services/notification-queue.ts defaults), in seconds.
+COALESCING_WINDOW = 5.0
+MIN_INTERVAL = 1.0
+RATE_WINDOW = 60.0
+MAX_PER_WINDOW = 10
+MAX_QUEUE_DEPTH = 20
+_PRIORITY_RANK = {"high": 3, "normal": 2, "low": 1}
 
 
 @dataclass
@@ -111,6 +141,200 @@ class RecordedResponse:
     at: float
     delivery: Delivery | None  # the latest delivery of that id to that client, if any
     late: bool  # that delivery had already timed out
+
+
+@dataclass
+class ShownNotification:
+    """A notification the user saw, as SmartHole showed it."""
+
+    title: str
+    body: str
+    priority: str
+    client: str | None
+    message_id: str
+    received_at: float  # when SmartHole got the (latest) response behind it
+    at: float  # when it was shown
+
+
+@dataclass
+class LostNotification:
+    """A notification the user never saw, and why."""
+
+    title: str
+    body: str
+    priority: str
+    client: str | None
+    message_id: str
+    why: Literal["coalesced", "replaced", "overflow", "quit"]
+    at: float
+
+
+@dataclass
+class _Queued:
+    title: str
+    body: str
+    priority: str  # the priority it was queued with (a coalesced update keeps it)
+    client: str | None
+    message_id: str
+    received_at: float
+
+
+@dataclass
+class _Coalescing:
+    count: int
+    last_update: float
+
+
+class NotificationQueue:
+    """SmartHole's notification queue, faithfully: what the user is actually shown."""
+
+    def __init__(self, changed: Callable[[], None], time_scale: float = 1.0) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self.coalescing_window = COALESCING_WINDOW * time_scale
+        self.min_interval = MIN_INTERVAL * time_scale
+        self.rate_window = RATE_WINDOW * time_scale
+        self.shown: list[ShownNotification] = []
+        self.lost: list[LostNotification] = []
+        self._changed = changed
+        self._queue: list[_Queued] = []
+        self._recent: list[float] = []  # times shown within the rate window
+        self._last_shown = -float("inf")
+        self._coalescing: dict[str, _Coalescing] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def waiting(self) -> list[tuple[str, str, str]]:
+        """(title, body, priority) of the notifications still queued, in showing order."""
+        return [(q.title, q.body, q.priority) for q in self._queue]
+
+    def enqueue(
+        self, title: str, body: str, priority: str, client: str | None, message_id: str
+    ) -> None:
+        now = time.monotonic()
+        entry = self._coalescing.get(title)
+        if entry is not None and now - entry.last_update < self.coalescing_window:
+            entry.count += 1
+            entry.last_update = now
+            merged_body = f"{body} ({entry.count} occurrences)"
+            queued = next((q for q in self._queue if q.title == title), None)
+            if queued is not None:
+                self.lost.append(
+                    LostNotification(
+                        queued.title,
+                        queued.body,
+                        queued.priority,
+                        queued.client,
+                        queued.message_id,
+                        "replaced",
+                        now,
+                    )
+                )
+                queued.body, queued.client, queued.message_id = merged_body, client, message_id
+                queued.received_at = now
+            else:
+                self.lost.append(
+                    LostNotification(title, body, priority, client, message_id, "coalesced", now)
+                )
+            self._changed()
+            return
+        self._coalescing[title] = _Coalescing(1, now)
+        item = _Queued(title, body, priority, client, message_id, now)
+        if priority == "high" and not self._rate_limited(now):
+            self._show(item, now)
+            return
+        self._queue.append(item)
+        self._queue.sort(key=lambda q: -_PRIORITY_RANK.get(q.priority, 1))  # stable
+        self._enforce_depth(now)
+        self._schedule(now)
+        self._changed()
+
+    def reset(self) -> None:
+        """SmartHole quit: whatever waited is gone, and its counters start again."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = time.monotonic()
+        for q in self._queue:
+            self.lost.append(
+                LostNotification(q.title, q.body, q.priority, q.client, q.message_id, "quit", now)
+            )
+        self._queue.clear()
+        self._recent.clear()
+        self._coalescing.clear()
+        self._last_shown = -float("inf")
+        self._changed()
+
+    def cancel(self) -> None:
+        """Stop the showing timer (the stand-in closes); the records stay."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _rate_limited(self, now: float) -> bool:
+        self._recent = [t for t in self._recent if now - t < self.rate_window]
+        return len(self._recent) >= MAX_PER_WINDOW or now - self._last_shown < self.min_interval
+
+    def _next_allowed(self, now: float) -> float:
+        self._rate_limited(now)  # prunes
+        at = self._last_shown + self.min_interval
+        if len(self._recent) >= MAX_PER_WINDOW:
+            at = max(at, self._recent[-MAX_PER_WINDOW] + self.rate_window)
+        return max(at, now)
+
+    def _show(self, item: _Queued, now: float) -> None:
+        self._recent.append(now)
+        self._last_shown = now
+        self.shown.append(
+            ShownNotification(
+                item.title,
+                item.body,
+                item.priority,
+                item.client,
+                item.message_id,
+                item.received_at,
+                now,
+            )
+        )
+        log.debug("shown: %r %r", item.title, item.body)
+        self._changed()
+
+    def _enforce_depth(self, now: float) -> None:
+        while len(self._queue) > MAX_QUEUE_DEPTH:
+            for priority in ("low", "normal"):
+                index = next(
+                    (
+                        i
+                        for i in reversed(range(len(self._queue)))
+                        if self._queue[i].priority == priority
+                    ),
+                    None,
+                )
+                if index is not None:
+                    q = self._queue.pop(index)
+                    self.lost.append(
+                        LostNotification(
+                            q.title, q.body, q.priority, q.client, q.message_id, "overflow", now
+                        )
+                    )
+                    break
+            else:
+                return  # only high ones: SmartHole keeps them all
+
+    def _schedule(self, now: float) -> None:
+        if self._timer is not None or not self._queue:
+            return
+        delay = self._next_allowed(now) - now
+        self._timer = asyncio.get_running_loop().call_later(delay, self._process)
+
+    def _process(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        if not self._queue:
+            return
+        if not self._rate_limited(now):
+            self._show(self._queue.pop(0), now)
+        self._schedule(now)
 
 
 @dataclass
@@ -178,6 +402,7 @@ class SmartHoleStandIn:
         deadline: float = 30.0,
         ping_interval: float | None = 30.0,
         ping_timeout: float = 10.0,
+        notification_time_scale: float = 1.0,
     ) -> None:
         self.host = host
         self._port = port
@@ -198,6 +423,7 @@ class SmartHoleStandIn:
         self._scripted: deque[ScriptedRegistration] = deque()
         self._timers: list[asyncio.TimerHandle] = []
         self._change = asyncio.Event()
+        self.notifications = NotificationQueue(self._changed, notification_time_scale)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -241,6 +467,7 @@ class SmartHoleStandIn:
         server.close(close_connections=True)
         await server.wait_closed()
         await self.wait_until(lambda: not self._peers, timeout=5.0)
+        self.notifications.reset()
 
     async def restart(self, *, down_for: float = 0.0, abrupt: bool = False) -> None:
         """Stop, stay away `down_for` seconds, and listen again on the same port."""
@@ -258,6 +485,7 @@ class SmartHoleStandIn:
     async def close(self) -> None:
         """Stop for good: the server, the pingers and the deadline timers."""
         await self.stop()
+        self.notifications.cancel()
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -280,13 +508,30 @@ class SmartHoleStandIn:
         deadline: float = 30.0,
         ping_interval: float | None = 30.0,
         ping_timeout: float = 10.0,
+        notification_time_scale: float = 1.0,
     ) -> ThreadedSmartHole:
         """A stand-in running on its own event loop in a background thread (not yet started)."""
         return ThreadedSmartHole(
-            deadline=deadline, ping_interval=ping_interval, ping_timeout=ping_timeout
+            deadline=deadline,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            notification_time_scale=notification_time_scale,
         )
 
     # ------------------------------------------------------------------ what tests look at
+
+    @property
+    def shown(self) -> list[ShownNotification]:
+        """What the user saw, in order, with times (SmartHole's notification queue)."""
+        return self.notifications.shown
+
+    @property
+    def lost(self) -> list[LostNotification]:
+        """Notifications the user never saw: coalesced, replaced, overflowed, or lost at a quit."""
+        return self.notifications.lost
+
+    def shown_for(self, message_id: str) -> list[ShownNotification]:
+        return [n for n in self.shown if n.message_id == message_id]
 
     @property
     def client_names(self) -> list[str]:
@@ -417,7 +662,6 @@ class SmartHoleStandIn:
         `confidence` is sent for voice only and `routingReason` only when not direct-routed,
         as protocol.md says; `metadata` replaces the whole metadata object when given.
         """
-        peer = self._peer(client)
         message_id = message_id if message_id is not None else f"msg-{uuid.uuid4()}"
         if metadata is None:
             meta: dict[str, Any] = {"inputMethod": input_method, "directRouted": direct_routed}
@@ -433,9 +677,25 @@ class SmartHoleStandIn:
             "timestamp": timestamp if timestamp is not None else _now_iso(),
             "metadata": meta,
         }
+        return await self.route_payload(client, payload)
+
+    async def route_payload(self, client: str, payload: dict[str, Any]) -> str:
+        """Route a `message` frame with exactly this payload (any content), as a delivery with
+        SmartHole's deadline; returns `payload["id"]` (which must be a string)."""
+        peer = self._peer(client)
+        message_id: str = payload["id"]
+        text = payload.get("text")
         frame = {"type": "message", "payload": payload}
         now = time.monotonic()
-        delivery = Delivery(message_id, client, text, frame, peer.id, now, now + self.deadline)
+        delivery = Delivery(
+            message_id,
+            client,
+            text if isinstance(text, str) else repr(text),
+            frame,
+            peer.id,
+            now,
+            now + self.deadline,
+        )
         self.deliveries.append(delivery)
         self._timers.append(
             asyncio.get_running_loop().call_later(self.deadline, self._expire, delivery)
@@ -549,8 +809,10 @@ class SmartHoleStandIn:
                 "Name must start with a letter and contain only letters, digits, - and _ "
                 "(at most 64 characters)",
             )
-        if not 1 <= len(description) <= _MAX_DESCRIPTION:
-            return _failure("INVALID_DESCRIPTION", "Description must be 1 to 1024 characters")
+        if not description.strip(_JS_SPACE):
+            return _failure("INVALID_DESCRIPTION", "Description cannot be empty")
+        if _js_length(description) > _MAX_DESCRIPTION:
+            return _failure("INVALID_DESCRIPTION", "Description must be 1024 characters or less")
         if name in self._by_name:
             return _failure("DUPLICATE_NAME", f"A client named {name} is already connected")
         return {"success": True, "clientId": str(uuid.uuid4()), "message": f"Registered {name}"}
@@ -611,6 +873,14 @@ class SmartHoleStandIn:
             if delivery.outcome == "pending":
                 delivery.outcome = "answered"
                 delivery.answered_at = now
+        if kind == "notification":
+            self.notifications.enqueue(
+                inner["title"],
+                inner["body"],
+                inner.get("priority", "normal"),
+                peer.name,
+                message_id,
+            )
         self._changed()
 
 
@@ -719,6 +989,14 @@ class ThreadedSmartHole:
     @property
     def deliveries(self) -> list[Delivery]:
         return self.snapshot(lambda h: list(h.deliveries))
+
+    @property
+    def shown(self) -> list[ShownNotification]:
+        return self.snapshot(lambda h: list(h.shown))
+
+    @property
+    def lost(self) -> list[LostNotification]:
+        return self.snapshot(lambda h: list(h.lost))
 
     @property
     def registrations(self) -> list[Registration]:
