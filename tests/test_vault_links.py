@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from smarthole_notes.vault.links import LinkIndex, code_ranges, find_links
+from smarthole_notes.vault.links import find_links
+from smarthole_notes.vault.resolver import LinkResolver
 from tests.vault_fixtures import VaultHarness
 
 
@@ -103,11 +104,11 @@ async def test_a_new_name_shared_by_another_note_gets_the_path_form(h: VaultHarn
     h.put("Drafts/Brainstorm.md", "draft\n")
     h.put("Home.md", "[[Brainstorm]] and [[Ideas]]\n")
     await h.ok("move_file", source="Drafts/Brainstorm.md", destination="Personal/Ideas.md")
-    # The moved note's name is no longer unique, so it gets its path; and `[[Ideas]]`, now
-    # ambiguous, is made explicit so that it keeps pointing at Work/Ideas.md.
+    # The moved note's name is no longer unique, so it gets its path; `[[Ideas]]` still opens
+    # Work/Ideas.md (Obsidian prefers the shorter path), so it is left as it is.
     text = h.text("Home.md")
-    assert text == "[[Personal/Ideas]] and [[Work/Ideas]]\n"
-    index = LinkIndex(["Work/Ideas.md", "Personal/Ideas.md", "Home.md"])
+    assert text == "[[Personal/Ideas]] and [[Ideas]]\n"
+    index = LinkResolver(["Work/Ideas.md", "Personal/Ideas.md", "Home.md"])
     targets = [index.resolve(link.target, "Home.md") for link in find_links(text)]
     assert targets == ["Personal/Ideas.md", "Work/Ideas.md"]
 
@@ -187,11 +188,9 @@ async def test_links_in_notes_edited_meanwhile_are_still_updated(h: VaultHarness
     assert h.text("Doc.md") == "user typed this\n[[U]]\n"
 
 
-def test_code_ranges_cover_fences_and_inline_spans() -> None:
-    text = "a `b` c\n```\nd\n```\ne ``f`g`` h\n"
-    covered = "".join(text[s:e] for s, e in code_ranges(text))
-    assert "`b`" in covered and "```\nd\n```\n" in covered and "``f`g``" in covered
-    assert "a " not in covered and " h" not in covered
+def test_code_spans_and_fences_hide_links() -> None:
+    text = "a `[[B]]` c\n```\n[[D]]\n```\ne ``f`[[G]]`` [[H]]\n"
+    assert [link.target for link in find_links(text)] == ["H"]
 
 
 def test_an_unclosed_fence_protects_the_rest_of_the_note() -> None:

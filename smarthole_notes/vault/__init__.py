@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
 
-import re2
-
 from smarthole_notes.vault import edits, files, obsidian
 from smarthole_notes.vault.cache import ContentCache
 from smarthole_notes.vault.errors import (
@@ -33,10 +31,12 @@ from smarthole_notes.vault.errors import (
 )
 from smarthole_notes.vault.files import BetweenReadAndWrite
 from smarthole_notes.vault.format import format_time
-from smarthole_notes.vault.links import LinkIndex, mentions, rewrite_links
+from smarthole_notes.vault.linkgraph import LinkGraph
+from smarthole_notes.vault.links import rewrite_links
 from smarthole_notes.vault.listing import Entry, Glob, walk
 from smarthole_notes.vault.names import has_extension, is_hidden, is_markdown
 from smarthole_notes.vault.paths import Access, PathResolver, VaultPath, Want, parse_path
+from smarthole_notes.vault.resolver import lookup_name
 from smarthole_notes.vault.search import Searcher, SearchResult
 
 __all__ = [
@@ -159,6 +159,7 @@ class Vault:
         self.between_read_and_write: BetweenReadAndWrite | None = None
         self._lock = threading.RLock()  # serialises this service's own writes
         self._seen: OrderedDict[str, str] = OrderedDict()  # real path -> digest last shown
+        self._links: LinkGraph | None = None  # built at the first move
 
     # -- shared helpers ----------------------------------------------------------------
 
@@ -452,6 +453,7 @@ class Vault:
             return self._move_and_relink(src, dst)
 
     def _rename_case(self, src: VaultPath, new_name: str) -> MoveOutcome:
+        graph = self._link_graph()
         parent = src.entry.parent
         temporary = parent / files.temp_name_for(src.name)
         os.rename(src.entry, temporary)
@@ -462,16 +464,17 @@ class Vault:
             raise
         files.fsync_folder(parent)
         dst = self.resolve(posixpath.join(posixpath.dirname(src.rel), new_name), Access.WRITE)
-        return self._relink_after(src, dst, self._index_before(src, dst.rel))
+        return self._relink_after(src, dst, graph)
 
-    def _index_before(self, src: VaultPath, dst_rel: str) -> LinkIndex:
-        """The vault's files as they were before a move whose result is already on disk."""
-        entries = [e.rel for e in walk(self.root, self.root, "", include_dirs=False)]
-        reverse = {dst_rel: src.rel}
-        return LinkIndex(reverse.get(rel, rel) for rel in entries)
+    def _link_graph(self) -> LinkGraph:
+        """The vault's link index, brought up to date (call before changing anything)."""
+        if self._links is None:
+            self._links = LinkGraph(self.root)
+        self._links.refresh()
+        return self._links
 
     def _move_and_relink(self, src: VaultPath, dst: VaultPath) -> MoveOutcome:
-        old_files = [e.rel for e in walk(self.root, self.root, "", include_dirs=False)]
+        graph = self._link_graph()
         files.make_parents(self.resolver, dst)
         dst = self.resolve(dst.rel, Access.WRITE)
         if dst.exists:
@@ -484,48 +487,41 @@ class Vault:
             ) from None
         files.fsync_folder(dst.entry.parent)
         files.fsync_folder(src.entry.parent)
-        return self._relink_after(src, dst, LinkIndex(old_files))
+        return self._relink_after(src, dst, graph)
 
-    def _relink_after(self, src: VaultPath, dst: VaultPath, old_index: LinkIndex) -> MoveOutcome:
+    def _relink_after(self, src: VaultPath, dst: VaultPath, graph: LinkGraph) -> MoveOutcome:
         dst = self.resolve(dst.rel, Access.WRITE)
         if src.is_dir:
-            prefix = src.rel + "/"
-            moved = {
-                rel: dst.rel + "/" + rel[len(prefix) :]
-                for rel in old_index.files
-                if rel.startswith(prefix)
-            }
-        else:
+            cut = len(src.rel) + 1
+            moved = {rel: dst.rel + "/" + rel[cut:] for rel in graph.files_under(src.rel)}
+        elif src.rel in graph.resolver:
             moved = {src.rel: dst.rel}
-        outcome = self._update_links(old_index, moved)
-        links, notes, failures = outcome
+        else:
+            moved = {}
+        links, notes, failures = self._update_links(graph, moved)
         return MoveOutcome(src.rel, dst.rel, src.is_dir, False, links, notes, failures)
 
-    def _update_links(
-        self, old_index: LinkIndex, moved: dict[str, str]
-    ) -> tuple[int, int, list[str]]:
+    def _update_links(self, graph: LinkGraph, moved: dict[str, str]) -> tuple[int, int, list[str]]:
+        """Rewrite the links that would open something else after `moved` (done on disk).
+
+        Only notes whose links look a moved file's old or new name up, and the moved notes
+        themselves, can change: the others are not read.
+        """
         if not moved:
             return 0, 0, []
-        new_index = old_index.remapped(moved)
-        reverse = {new: old for old, new in moved.items()}
+        before = graph.resolver
+        after = before.after(moved)
+        names = {lookup_name(path) for pair in moved.items() for path in pair}
+        affected = graph.notes_linking(names) | {rel for rel in moved if is_markdown(rel)}
         style = obsidian.link_style(self.resolver)
-        options = re2.Options()
-        options.case_sensitive = False
-        options.log_errors = False
-        options.max_mem = 256 << 20
-        prefilter = re2.compile("|".join(re2.escape(w) for w in mentions(moved)), options)
         links = notes = 0
         failures: list[str] = []
-        for rel in sorted(new_index.files):
-            if not is_markdown(rel):
-                continue
+        for source_old in sorted(affected):
+            rel = moved.get(source_old, source_old)
             try:
                 vp = self.resolve(rel, Access.WRITE)
                 if not vp.exists or vp.is_dir:
                     continue
-                if rel not in reverse and prefilter.search(files.read_bytes(vp.real)) is None:
-                    continue
-                source_old = reverse.get(rel, rel)
 
                 def relink(
                     text: str, source_old: str = source_old, rel: str = rel
@@ -534,8 +530,8 @@ class Vault:
                         text,
                         source_old=source_old,
                         source_new=rel,
-                        old_index=old_index,
-                        new_index=new_index,
+                        before=before,
+                        after=after,
                         moved=moved,
                         style=style,
                     )
@@ -550,6 +546,8 @@ class Vault:
                 links += done.result
                 notes += 1
                 self._remember(vp, done.new.encode("utf-8"))
+                graph.touched(source_old)
+        graph.moved(moved)
         return links, notes, failures
 
     # -- search_files ------------------------------------------------------------------

@@ -1,37 +1,33 @@
-"""Finding, resolving and rewriting internal links the way Obsidian does.
+"""Finding and rewriting the internal links of a note.
 
-Forms handled: `[[Name]]`, `[[Name|alias]]`, `[[Name#Heading]]`, `[[Name#^block]]`, embeds
-`![[Name]]`, path-style `[[Folder/Name]]`, `[[Name.md]]`, and Markdown links
-`[text](Folder/My%20Name.md)`, `[text](<Folder/My Name.md>)`, `![alt](img.png)`, relative
-`[text](../Name.md)`. Links inside fenced code blocks and inline code spans are never touched.
+Forms: `[[Name]]`, `[[Name|alias]]`, `[[Name#Heading]]`, `[[Name#^block]]`, embeds `![[Name]]`,
+path forms `[[Folder/Name]]`, `[[./Name]]`, `[[../Name]]`, `[[Name.md]]`, and Markdown links
+`[text](Folder/My%20Name.md)`, `[text](<Folder/My Name>)`, `![alt](img.png)`.
 
-Rewriting after a move follows one rule: a link is rewritten only when the file it pointed to
-before the move is not the file it would point to afterwards (the moved file at its new place,
-or an unmoved file whose link broke because the linking note moved). The new link uses the
-vault's link format (Obsidian's `newLinkFormat`: shortest unambiguous form by default).
+Where links can be is decided by a CommonMark parser (markdown-it-py): fenced and indented
+code blocks and raw HTML blocks hold none (so a fence line inside `<pre>` opens nothing), and
+a block's inline text is scanned with Obsidian's inline rules, where whichever construct
+starts first wins: `` `[[Name]]` `` is code, while `[[Name|`code`]]` is a link. YAML front
+matter is scanned for wiki links only, as Obsidian reads links in properties.
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
-from smarthole_notes.vault.names import has_extension, is_markdown, lookup_key
+from markdown_it import MarkdownIt
 
-_FENCE_OPEN = re.compile(r"^[ \t>]*(`{3,}|~{3,})(.*)$")
-_WIKI = re.compile(r"(!?)\[\[([^\[\]\n]+?)\]\]")
-_MD = re.compile(
-    r"(!?)\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]"
-    r"\(\s*(<[^<>\n]*>|(?:[^()\s]|\([^()\s]*\))+)(\s+(?:\"[^\"\n]*\"|'[^'\n]*'))?\s*\)"
-)
+from smarthole_notes.vault.resolver import LinkFormat, LinkResolver, link_text, lookup_keys
+
+_PARSER = MarkdownIt("commonmark")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(?:.*?\r?\n)??(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+_WIKI = re.compile(r"(!?)\[\[([^\[\]\n\r]+?)\]\]")
 _SCHEME = re.compile(r"\A[A-Za-z][A-Za-z0-9+.\-]*:")
-_BACKTICKS = re.compile(r"`+")
-
-LinkStyle = str  # "shortest" | "relative" | "absolute"
+_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,223 +40,226 @@ class Link:
     subpath: str  # "#Heading", "#^block" (wiki), or the raw "#fragment" (Markdown), or ""
     alias: str  # wiki: "|alias" or "\\|alias" as written; Markdown: the link text
     angle: bool = False  # Markdown: target written in <...>
-    title: str = ""  # Markdown: ` "title"` as written
+    title: str = ""  # Markdown: ` "title"` as written, with the blanks before it
 
 
-def code_ranges(text: str) -> list[tuple[int, int]]:
-    """Character ranges of fenced code blocks and inline code spans."""
-    ranges: list[tuple[int, int]] = []
-    segments: list[tuple[int, int]] = []  # text outside fences
-    position = 0
-    segment_start = 0
-    fence: tuple[str, int] | None = None
-    fence_start = 0
-    for line in text.splitlines(keepends=True):
-        stripped = line.rstrip("\r\n")
-        if fence is None:
-            match = _FENCE_OPEN.match(stripped)
-            if match and not (match.group(1)[0] == "`" and "`" in match.group(2)):
-                fence = (match.group(1)[0], len(match.group(1)))
-                fence_start = position
-                segments.append((segment_start, position))
-        else:
-            body = stripped.lstrip(" \t>")
-            char, size = fence
-            run = len(body) - len(body.lstrip(char))
-            if run >= size and body.strip(char).strip() == "":
-                ranges.append((fence_start, position + len(line)))
-                fence = None
-                segment_start = position + len(line)
-        position += len(line)
-    if fence is not None:
-        ranges.append((fence_start, len(text)))
-    else:
-        segments.append((segment_start, len(text)))
-    for start, end in segments:
-        ranges.extend(_code_spans(text, start, end))
-    ranges.sort()
-    return ranges
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    starts.extend(match.end() for match in _NEWLINE.finditer(text))
+    return starts
 
 
-def _code_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    runs = list(_BACKTICKS.finditer(text, start, end))
-    index = 0
-    while index < len(runs):
-        opening = runs[index]
-        size = len(opening.group())
-        for later in range(index + 1, len(runs)):
-            if len(runs[later].group()) == size:
-                spans.append((opening.start(), runs[later].end()))
-                index = later
-                break
-        index += 1
-    return spans
-
-
-def _inside(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
-    return any(low < end and start < high for low, high in ranges)
+def _inline_regions(text: str) -> Iterator[tuple[int, int]]:
+    """Character ranges holding inline text (paragraphs, headings, list items, quotes)."""
+    starts = _line_starts(text)
+    starts.append(len(text))
+    seen: set[tuple[int, int]] = set()
+    for token in _PARSER.parse(text):
+        if token.type != "inline" or token.map is None:
+            continue
+        first, last = token.map
+        if (first, last) in seen:
+            continue
+        seen.add((first, last))
+        yield starts[first], starts[min(last, len(starts) - 1)]
 
 
 def find_links(text: str) -> list[Link]:
-    """Every internal link outside code, in document order."""
-    code = code_ranges(text)
+    """Every internal link of a note outside code and raw HTML, in document order."""
     links: list[Link] = []
-    for match in _WIKI.finditer(text):
-        if _inside(code, match.start(), match.end()):
-            continue
-        inner = match.group(2)
-        pipe = inner.find("|")
-        if pipe >= 0:
-            left, alias = inner[:pipe], inner[pipe:]
-            if left.endswith("\\"):  # `[[Name\|alias]]` inside a table
-                left, alias = left[:-1], "\\" + alias
+    offset = 0
+    front = _FRONT_MATTER.match(text)
+    if front is not None:
+        for match in _WIKI.finditer(text, 0, front.end()):
+            link = _wiki(match.start(), match.end(), match.group(1) == "!", match.group(2))
+            if link is not None:
+                links.append(link)
+        offset = front.end()
+    body = text[offset:]
+    for start, end in _inline_regions(body):
+        _scan(text, offset + start, offset + end, links)
+    return links
+
+
+def _wiki(start: int, end: int, embed: bool, inner: str) -> Link | None:
+    pipe = inner.find("|")
+    if pipe >= 0:
+        left, alias = inner[:pipe], inner[pipe:]
+        if left.endswith("\\"):  # `[[Name\|alias]]` inside a table
+            left, alias = left[:-1], "\\" + alias
+    else:
+        left, alias = inner, ""
+    hash_at = left.find("#")
+    target, subpath = (left[:hash_at], left[hash_at:]) if hash_at >= 0 else (left, "")
+    if not target.strip():
+        return None  # [[#Heading]]: a link inside the same note
+    return Link(start, end, True, embed, target.strip(), subpath, alias)
+
+
+def _backtick_run(text: str, at: int, end: int) -> int:
+    stop = at
+    while stop < end and text[stop] == "`":
+        stop += 1
+    return stop
+
+
+def _code_span_end(text: str, at: int, end: int) -> int:
+    """End of the code span opening at `at`, or the end of its backticks if it never closes."""
+    run_end = _backtick_run(text, at, end)
+    size = run_end - at
+    search = run_end
+    while True:
+        found = text.find("`", search, end)
+        if found < 0:
+            return run_end
+        close = _backtick_run(text, found, end)
+        if close - found == size:
+            return close
+        search = close
+
+
+def _scan(text: str, start: int, end: int, links: list[Link]) -> None:
+    """Find links in one block's inline text; the construct that starts first wins."""
+    at = start
+    while at < end:
+        ch = text[at]
+        if ch == "\\" and at + 1 < end and text[at + 1] in _PUNCTUATION:
+            at += 2
+        elif ch == "`":
+            at = _code_span_end(text, at, end)
+        elif ch == "[" or (ch == "!" and text.startswith("[", at + 1)):
+            found = _link_at(text, at, end)
+            if found is None:
+                at += 1
+                continue
+            link, stop = found
+            if link is not None:
+                links.append(link)
+            at = stop
         else:
-            left, alias = inner, ""
-        hash_at = left.find("#")
-        target, subpath = (left[:hash_at], left[hash_at:]) if hash_at >= 0 else (left, "")
-        if not target.strip():
-            continue  # [[#Heading]]: a link inside the same note
-        links.append(
-            Link(match.start(), match.end(), True, match.group(1) == "!", target, subpath, alias)
-        )
-    for match in _MD.finditer(text):
-        if _inside(code, match.start(), match.end()):
+            at += 1
+
+
+def _link_at(text: str, at: int, end: int) -> tuple[Link | None, int] | None:
+    """The wiki or Markdown link starting at `at` (None for an external one) and its end."""
+    embed = text[at] == "!"
+    bracket = at + 1 if embed else at
+    if text.startswith("[[", bracket):
+        match = _WIKI.match(text, at, end)
+        if match is not None and match.group(1) == ("!" if embed else ""):
+            return _wiki(at, match.end(), embed, match.group(2)), match.end()
+    return _markdown_link(text, at, bracket, end, embed)
+
+
+def _markdown_link(
+    text: str, at: int, bracket: int, end: int, embed: bool
+) -> tuple[Link | None, int] | None:
+    # Link text: balanced brackets; code spans and escapes inside it are skipped.
+    depth = 0
+    pos = bracket
+    while pos < end:
+        ch = text[pos]
+        if ch == "\\" and pos + 1 < end and text[pos + 1] in _PUNCTUATION:
+            pos += 2
             continue
-        raw = match.group(3)
-        angle = raw.startswith("<")
-        if angle:
-            raw = raw[1:-1]
-        if not raw or raw.startswith(("#", "//")) or _SCHEME.match(raw):
+        if ch == "`":
+            pos = _code_span_end(text, pos, end)
             continue
-        hash_at = raw.find("#")
-        path_part, fragment = (raw[:hash_at], raw[hash_at:]) if hash_at >= 0 else (raw, "")
-        target = unquote(path_part)
-        if not target.strip():
-            continue
-        links.append(
-            Link(
-                match.start(),
-                match.end(),
-                False,
-                match.group(1) == "!",
-                target,
-                fragment,
-                match.group(2),
-                angle,
-                match.group(4) or "",
-            )
-        )
-    links.sort(key=lambda link: (link.start, not link.wiki))
-    kept: list[Link] = []
-    for link in links:  # `[[a]](b)` must not yield two overlapping links
-        if kept and link.start < kept[-1].end:
-            continue
-        kept.append(link)
-    return kept
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth == 0:
+                break
+        pos += 1
+    else:
+        return None
+    label_end = pos
+    if not text.startswith("(", label_end + 1):
+        return None
+    found = _destination(text, label_end + 2, end)
+    if found is None:
+        return None
+    raw, angle, title, stop = found
+    if not raw or raw.startswith(("#", "//")) or _SCHEME.match(raw):
+        return None, stop
+    hash_at = raw.find("#")
+    path_part, fragment = (raw[:hash_at], raw[hash_at:]) if hash_at >= 0 else (raw, "")
+    target = unquote(path_part)
+    if not target.strip():
+        return None, stop
+    label = text[bracket + 1 : label_end]
+    return Link(at, stop, False, embed, target, fragment, label, angle, title), stop
 
 
-class LinkIndex:
-    """Resolves link targets to vault files, case-insensitively, as Obsidian does."""
-
-    def __init__(self, files: Iterable[str]) -> None:
-        self.files: set[str] = set()
-        self._by_path: dict[str, str] = {}
-        self._by_base: dict[str, list[str]] = defaultdict(list)
-        self._by_note: dict[str, list[str]] = defaultdict(list)
-        for path in files:
-            self.add(path)
-
-    def add(self, path: str) -> None:
-        self.files.add(path)
-        self._by_path[lookup_key(path)] = path
-        base = posixpath.basename(path)
-        self._by_base[lookup_key(base)].append(path)
-        if is_markdown(base):
-            self._by_note[lookup_key(base[:-3])].append(path)
-
-    def remapped(self, moved: dict[str, str]) -> LinkIndex:
-        return LinkIndex(moved.get(path, path) for path in self.files)
-
-    def _exact(self, path: str) -> str | None:
-        normal = posixpath.normpath(path)
-        if normal.startswith("../") or normal == "..":
+def _destination(text: str, pos: int, end: int) -> tuple[str, bool, str, int] | None:
+    """A Markdown link's `(destination "title")` from just after `(`: raw destination,
+    whether it is in `<...>`, the title as written, and the end after `)`."""
+    while pos < end and text[pos] in " \t\r\n":
+        pos += 1
+    angle = text.startswith("<", pos)
+    if angle:
+        close = pos + 1
+        while close < end and text[close] not in "<>\r\n":
+            close += 2 if text[close] == "\\" and close + 1 < end else 1
+        if close >= end or text[close] != ">":
             return None
-        normal = normal.lstrip("/")
-        found = self._by_path.get(lookup_key(normal))
-        if found is None and not has_extension(posixpath.basename(normal)):
-            found = self._by_path.get(lookup_key(normal + ".md"))
-        return found
-
-    @staticmethod
-    def _pick(candidates: list[str], source_dir: str) -> str | None:
-        if not candidates:
+        raw = text[pos + 1 : close]
+        pos = close + 1
+    else:
+        begin, depth = pos, 0
+        while pos < end:
+            ch = text[pos]
+            if ch == "\\" and pos + 1 < end and text[pos + 1] in _PUNCTUATION:
+                pos += 2
+                continue
+            if ch <= " " or ch == "\x7f":
+                break
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                if depth == 0:
+                    break
+                depth -= 1
+            pos += 1
+        raw = text[begin:pos]
+    title_start = pos
+    while pos < end and text[pos] in " \t\r\n":
+        pos += 1
+    if pos < end and text[pos] in "\"'(" and pos > title_start:
+        closer = ")" if text[pos] == "(" else text[pos]
+        close = text.find(closer, pos + 1, end)
+        if close < 0:
             return None
-        if len(candidates) == 1:
-            return candidates[0]
-        beside = [c for c in candidates if posixpath.dirname(c) == source_dir]
-        if beside:
-            return sorted(beside)[0]
-        return sorted(candidates, key=lambda c: (c.count("/"), c))[0]
-
-    def unique(self, name: str) -> bool:
-        """Whether a bare name (no folder) designates exactly one file in the vault."""
-        key = lookup_key(name)
-        if has_extension(name):
-            return len(self._by_base.get(key, [])) == 1
-        return len(self._by_note.get(key, [])) == 1 and not self._by_base.get(key)
-
-    def resolve(self, target: str, source: str) -> str | None:
-        """The file a link from note `source` to `target` points to, or None if broken."""
-        text = target.strip().replace("\\", "/")
-        if not text:
-            return None
-        source_dir = posixpath.dirname(source)
-        if text.startswith(("./", "../")):
-            return self._exact(posixpath.join(source_dir, text))
-        if "/" in text.strip("/"):
-            found = self._exact(text) or self._exact(posixpath.join(source_dir, text))
-            if found is not None:
-                return found
-            base = posixpath.basename(text.rstrip("/"))
-            key = lookup_key(text.strip("/"))
-            pool = self._by_base.get(lookup_key(base), []) + self._by_note.get(lookup_key(base), [])
-            suffixes = [
-                c
-                for c in dict.fromkeys(pool)
-                if lookup_key(c).endswith("/" + key) or lookup_key(c).endswith("/" + key + ".md")
-            ]
-            return self._pick(suffixes, source_dir)
-        name = text.strip("/")
-        if not has_extension(name) or not is_markdown(name):
-            notes = self._by_note.get(lookup_key(name), [])
-            if notes and not has_extension(name):
-                return self._pick(notes, source_dir)
-        return self._pick(self._by_base.get(lookup_key(name), []), source_dir)
+        pos = close + 1
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+    if pos >= end or text[pos] != ")":
+        return None
+    return raw, angle, text[title_start:pos], pos + 1
 
 
-def _relative(path: str, source: str) -> str:
-    rel = posixpath.relpath(path, posixpath.dirname(source) or ".")
-    return rel if rel.startswith("../") else "./" + rel if "/" in rel else rel
+def link_keys(text: str) -> frozenset[str]:
+    """The lookup names (see `resolver.lookup_keys`) of every link `find_links` could find.
 
-
-def link_path(
-    target: str, source: str, index: LinkIndex, style: LinkStyle, *, keep_extension: bool
-) -> str:
-    """The text to write for a link from `source` to file `target` in the given style."""
-    strip = is_markdown(target) and not keep_extension
-    shown = target[:-3] if strip else target
-    if style == "relative":
-        candidate = _relative(shown, source)
-        if index.resolve(candidate, source) == target:
-            return candidate
-    elif style == "shortest":
-        candidate = posixpath.basename(shown)
-        if index.unique(candidate) and index.resolve(candidate, source) == target:
-            return candidate
-    if index.resolve(shown, source) == target:
-        return shown
-    return target
+    A superset, found without parsing blocks (links in code count too), so that indexing a
+    whole vault stays cheap: it only decides which notes a move must read.
+    """
+    keys: set[str] = set()
+    for match in _WIKI.finditer(text):
+        link = _wiki(match.start(), match.end(), False, match.group(2))
+        if link is not None:
+            keys.update(lookup_keys(link.target))
+    at = text.find("](")
+    while at >= 0:
+        found = _destination(text, at + 2, len(text))
+        if found is not None:
+            raw = found[0]
+            path = unquote(raw.split("#", 1)[0])
+            if path.strip():
+                keys.update(lookup_keys(path))
+        at = text.find("](", at + 2)
+    return frozenset(keys)
 
 
 _MD_UNSAFE = {" ": "%20", "(": "%28", ")": "%29", "<": "%3C", ">": "%3E", "#": "%23", "%": "%25"}
@@ -286,27 +285,36 @@ def rewrite_links(
     *,
     source_old: str,
     source_new: str,
-    old_index: LinkIndex,
-    new_index: LinkIndex,
+    before: LinkResolver,
+    after: LinkResolver,
     moved: dict[str, str],
-    style: LinkStyle,
+    style: LinkFormat,
 ) -> tuple[str, int]:
-    """Rewrite the links of one note after a move. Returns the new text and links changed."""
+    """Rewrite a note's links so each opens after a move what it opened before.
+
+    A link is rewritten only when it would otherwise open something else (or nothing); it
+    is then written in the vault's link format (an explicitly relative link stays relative),
+    keeping `.md` only if it was written. Broken links stay as they are. Returns the new text
+    and the number of links changed.
+    """
     pieces: list[str] = []
     last = 0
     changed = 0
     for link in find_links(text):
-        before = old_index.resolve(link.target, source_old)
-        if before is None:
-            continue  # a broken link stays as it is
-        expected = moved.get(before, before)
-        if new_index.resolve(link.target, source_new) == expected:
+        was = before.resolve(link.target, source_old)
+        if was is None:
             continue
-        written = link.target.strip()
-        link_style = "relative" if written.startswith(("./", "../")) else style
-        keep_extension = not link.wiki or is_markdown(written)
-        new_path = link_path(
-            expected, source_new, new_index, link_style, keep_extension=keep_extension
+        expected = moved.get(was, was)
+        if after.resolve(link.target, source_new) == expected:
+            continue
+        written = link.target
+        new_path = link_text(
+            expected,
+            source_new,
+            after,
+            style,
+            keep_extension=written.lower().endswith(".md") or not expected.lower().endswith(".md"),
+            relative=written.startswith(("./", "../")),
         )
         replacement = render(link, new_path)
         if replacement == text[link.start : link.end]:
@@ -319,14 +327,3 @@ def rewrite_links(
         return text, 0
     pieces.append(text[last:])
     return "".join(pieces), changed
-
-
-def mentions(moved: dict[str, str]) -> list[str]:
-    """Literal words a note must contain to possibly link to a moved file (a prefilter)."""
-    words: set[str] = set()
-    for old, new in moved.items():
-        for path in (old, new):
-            base = posixpath.basename(path)
-            stem = base[:-3] if is_markdown(base) else base
-            words.update({stem, encode_markdown_target(stem), quote(stem)})
-    return sorted(words)

@@ -16,6 +16,7 @@ from typing import Any
 from smarthole_notes.vault.errors import VaultError
 from smarthole_notes.vault.files import read_bytes
 from smarthole_notes.vault.paths import Access, PathResolver, VaultPath
+from smarthole_notes.vault.resolver import LinkFormat
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 
@@ -37,7 +38,7 @@ def _read_json(resolver: PathResolver, name: str) -> Any:
         raise VaultError(f"Obsidian's .obsidian/{name} is not valid JSON ({exc})") from None
 
 
-def link_style(resolver: PathResolver) -> str:
+def link_style(resolver: PathResolver) -> LinkFormat:
     """Obsidian's "New link format": "shortest" (default), "relative" or "absolute"."""
     try:
         settings = _read_json(resolver, "app.json")
@@ -45,8 +46,8 @@ def link_style(resolver: PathResolver) -> str:
         return "shortest"
     if isinstance(settings, dict):
         value = settings.get("newLinkFormat")
-        if value in ("shortest", "relative", "absolute"):
-            return str(value)
+        if value == "relative" or value == "absolute":
+            return value  # type: ignore[no-any-return]
     return "shortest"
 
 
