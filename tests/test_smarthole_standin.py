@@ -44,6 +44,10 @@ async def register(ws: ClientConnection, **payload: Any) -> dict[str, Any]:
         ({"name": "has space"}, "INVALID_NAME"),
         ({"description": ""}, "INVALID_DESCRIPTION"),
         ({"description": "x" * 1025}, "INVALID_DESCRIPTION"),
+        ({"description": "\ufeff"}, "INVALID_DESCRIPTION"),  # JavaScript's trim() strips it
+        ({"description": "\u00a0 \u3000\n"}, "INVALID_DESCRIPTION"),
+        ({"description": "🎵" * 513}, "INVALID_DESCRIPTION"),  # 1026 UTF-16 units
+        ({"description": "x" * 1023 + "🎵"}, "INVALID_DESCRIPTION"),  # 1024 chars, 1025 units
         ({"name": 7}, "VALIDATION_ERROR"),
         ({"description": None}, "VALIDATION_ERROR"),
         ({"version": 1}, "VALIDATION_ERROR"),
@@ -74,6 +78,13 @@ async def test_registration_success_duplicates_and_second_registrations(
     assert hole.client_names == []
     async with connect(hole.url) as again:  # the name is free once its client has gone
         assert (await register(again, name="Bot"))["success"] is True
+
+
+@pytest.mark.parametrize("description", ["🎵" * 512, "x" * 1022 + "🎵", "\u0085", "\u200b"])
+async def test_descriptions_smarthole_accepts(hole: SmartHoleStandIn, description: str) -> None:
+    """At most 1024 UTF-16 units; U+0085 and U+200B are not stripped by JavaScript's trim()."""
+    async with connect(hole.url) as ws:
+        assert (await register(ws, description=description))["success"] is True
 
 
 async def test_routes_messages_as_protocol_md_shows(hole: SmartHoleStandIn) -> None:

@@ -169,7 +169,7 @@ class NotificationLimits:
     min_interval: float = 1.1  # SmartHole: at least 1 s apart
     per_window: int = 10  # SmartHole: at most 10 ...
     window: float = 61.0  # ... per 60 s
-    title_guard: float = 6.0  # SmartHole coalesces equal titles within 5 s
+    title_guard: float = 7.0  # SmartHole coalesces equal titles within 5 s (sliding)
     hold: float = 300.0  # how long a final waits for SmartHole to come back
 
     def scaled(self, factor: float) -> NotificationLimits:
