@@ -10,6 +10,22 @@ import os
 import secrets
 from pathlib import Path
 
+TEMP_MARKER = ".smarthole-tmp-"
+
+
+def temp_name(name: str, token: str) -> str:
+    """`.<name>.smarthole-tmp-<pid>-<token>`: hidden, ours, and naming the process writing it,
+    so a later start can tell an orphan (its writer is gone) from a write in progress."""
+    stem = name[:32].encode("utf-8")[:32].decode("utf-8", "ignore")
+    return f".{stem}{TEMP_MARKER}{os.getpid()}-{token}"
+
+
+def temp_writer_pid(name: str) -> int | None:
+    """The process id in a temporary file's name (None for names from before it was kept)."""
+    _, _, tail = name.rpartition(TEMP_MARKER)
+    pid, sep, _token = tail.partition("-")
+    return int(pid) if sep and pid.isdigit() else None
+
 
 def write_file_atomically(
     path: Path, data: bytes, *, mode: int = 0o666, exact: bool = False
@@ -23,7 +39,7 @@ def write_file_atomically(
     if path.is_symlink():
         path = path.resolve()
     folder = path.parent
-    temp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    temp = folder / temp_name(path.name, secrets.token_hex(6))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = os.open(temp, flags, mode)
     try:

@@ -287,4 +287,4 @@ async def process_inbox(vault: Path) -> list[Outcome]:
         await pipeline.stop(SHUTDOWN_GRACE_SECONDS)
     finally:
         store.close()
-    return pipeline.outcomes
+    return list(pipeline.outcomes)

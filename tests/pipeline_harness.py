@@ -61,6 +61,7 @@ class Service:
         settings: Settings | None = None,
         key: str | None = TEST_KEY,
         clock: Callable[[], datetime] | None = None,
+        retry_unit_seconds: float = 60.0,
     ) -> None:
         self.vault = vault
         self.settings = settings or Settings()
@@ -78,6 +79,7 @@ class Service:
             api_key=lambda: ApiKey(self.key, "environment") if self.key else None,
             make_client=lambda k: make_client(k.reveal(), api.base_url),
             clock=clock or utc_now,
+            retry_unit_seconds=retry_unit_seconds,
         )
         # The SmartHole wiring of `serve` itself: routed message -> inbox -> ack.
         self.link = SmartHoleLink(self.pipeline, self.bus, backoff=(0.05, 0.1))

@@ -60,9 +60,9 @@ async def test_routed_message_goes_through_every_step(
 
     assert (vault / "Lists" / "Shopping.md").read_text() == "- eggs\n"
     assert notification.payload == {
-        "title": "Notes updated",
+        "title": "Shopping: “add eggs to my shopping list” – done",
         "body": "Added eggs to Lists/Shopping.md.",
-        "priority": "normal",
+        "priority": "high",
     }
     assert service.inbox.pending() == []
     store = service.store.__class__(service.store.path)
@@ -133,36 +133,90 @@ async def test_invalid_key_tells_the_user_and_keeps_the_message(
         await service.idle()
     finally:
         await service.stop()
-    assert "API key is missing or invalid" in told.payload["body"]
+    assert "API key was rejected" in told.payload["body"]
     assert told.payload["priority"] == "high"
     (kept,) = service.inbox.pending()
     assert kept.id == message_id and kept.last_error and "auth_error" in kept.last_error
+    assert kept.state == "waiting_for_key"
+    assert len(anthropic_api.requests) == 1  # a rejected key is not retried
     assert service.of_type("error")[0]["code"] == "auth_error"
 
 
-async def test_persistent_overload_is_told_kept_and_processed_later(
+async def test_persistent_overload_is_told_kept_and_retried_automatically(
     anthropic_api: AnthropicStandIn, hole: SmartHoleStandIn, vault: Path
 ) -> None:
-    anthropic_api.script(*[status_reply(529, retry_after=0)] * 3)
-    service = Service(vault, anthropic_api, smarthole_url=hole.url)
+    anthropic_api.script(*[status_reply(529, retry_after=0)] * 3, text_reply("Added bread."))
+    # The schedule's first step (1 minute) passes in 0.3 s here.
+    service = Service(vault, anthropic_api, smarthole_url=hole.url, retry_unit_seconds=0.3)
     await service.start()
     try:
         message_id = await hole.route(CLIENT_NAME, "add bread")
         told = await hole.wait_for_response(message_id, "notification", timeout=10)
+        assert len(anthropic_api.requests) == 3  # the provider's attempts only, never more
+        (waiting,) = service.inbox.pending()
+        assert waiting.state == "retry_scheduled" and waiting.retries == 1
+        answered = await hole.wait_for_response(message_id, "notification", count=2, timeout=10)
         await service.idle()
     finally:
         await service.stop()
-    assert "overloaded" in told.payload["body"] and "kept" in told.payload["body"]
-    assert len(anthropic_api.requests) == 3  # the provider's retries only, never more
-    assert [m.id for m in service.inbox.pending()] == [message_id]
+    body = told.payload["body"]
+    assert "overloaded" in body and "failed after 3 attempts" in body
+    assert "kept; next try at" in body
+    assert answered.payload["body"] == "Added bread."
+    assert len(anthropic_api.requests) == 4
+    assert service.inbox.pending() == []
+    states = [e["state"] for e in service.of_type("message_state")]
+    assert states[:4] == ["queued", "processing", "retry_scheduled", "queued"]
+    assert states[-1] == "done"
 
-    anthropic_api.script(text_reply("Added bread."))
-    later = Service(vault, anthropic_api)
+
+async def test_retry_schedule_survives_a_restart(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    anthropic_api.script(*[status_reply(503)] * 3)
+    first = Service(vault, anthropic_api, retry_unit_seconds=0.5)
+    await first.start()
+    await first.chat("add flour", "chat-r1")
+    await first.idle()
+    await first.stop()
+    (waiting,) = first.inbox.pending()
+    assert waiting.state == "retry_scheduled" and waiting.next_attempt_at is not None
+
+    anthropic_api.script(text_reply("Added flour."))
+    later = Service(vault, anthropic_api, retry_unit_seconds=0.5)
     await later.start()
+    assert later.pipeline.message_states()["chat-r1"].state == "retry_scheduled"
+    for _ in range(100):
+        if not later.inbox.pending():
+            break
+        await asyncio.sleep(0.05)
     await later.idle()
     await later.stop()
-    assert later.pipeline.outcomes[0].status == "answered"
+    assert later.pipeline.outcomes[-1].status == "answered"
     assert later.inbox.pending() == []
+    assert len(anthropic_api.requests) == 4
+
+
+async def test_non_transient_failures_wait_for_the_user(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    anthropic_api.script(status_reply(400, message="messages: bad request"))
+    service = Service(vault, anthropic_api, retry_unit_seconds=0.01)
+    await service.start()
+    await service.chat("add sugar", "chat-r2")
+    await service.idle()
+    await asyncio.sleep(0.3)  # several retry units: nothing is retried on its own
+    (waiting,) = service.inbox.pending()
+    assert waiting.state == "failed" and waiting.error is not None
+    assert "process it again" in waiting.error
+    assert len(anthropic_api.requests) == 1
+
+    anthropic_api.script(text_reply("Added sugar."))
+    assert await service.pipeline.reprocess("chat-r2")
+    await service.idle()
+    await service.stop()
+    assert service.inbox.pending() == []
+    assert len(anthropic_api.requests) == 2
 
 
 async def test_without_a_key_messages_are_acked_kept_and_processed_once_a_key_is_set(

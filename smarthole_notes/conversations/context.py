@@ -17,7 +17,12 @@ LAST_EXCHANGE_LIMIT = 300
 
 
 def build_context(
-    store: ConversationStore, active: Conversation | None, tz: tzinfo, zone_name: str
+    store: ConversationStore,
+    active: Conversation | None,
+    tz: tzinfo,
+    zone_name: str,
+    *,
+    before_row: int | None = None,
 ) -> str:
     """The context prompt part, in the user's local time. Blocking: use `asyncio.to_thread`.
 
@@ -39,7 +44,9 @@ def build_context(
     Transcript lines are described in `formatting`. With no earlier message in the active
     conversation, the second section is the line
     `Current conversation: this message is the first of a new conversation.`
-    The message being processed is not part of it: it is the request itself.
+    The message being processed is not part of it: it is the request itself. With
+    `before_row` (the row of the message being processed), that message and every message
+    recorded after it (queued behind it) are left out.
     """
     sections: list[str] = []
     ended = list(reversed(store.recent_ended(RECENT_ENDED)))
@@ -49,6 +56,8 @@ def build_context(
             lines.extend(_ended_entry(store, conversation, tz, zone_name))
         sections.append("\n".join(lines))
     messages = store.messages(active.id) if active is not None else []
+    if before_row is not None:
+        messages = [m for m in messages if m.row_id < before_row]
     if active is None or not messages:
         sections.append("Current conversation: this message is the first of a new conversation.")
     else:

@@ -33,9 +33,11 @@ def full_time(moment: datetime, tz: tzinfo, zone_name: str) -> str:
 
 
 def speaker(message: StoredMessage) -> str:
-    """`User (voice)`, `User (typed)`, `Assistant`, `System`."""
+    """`User (voice)`, `User (typed)`, `Assistant`, `Assistant (update)`, `System`."""
     if message.role == "user":
         return f"User ({message.input_method or message.source})"
+    if message.kind in ("update", "question", "refusal"):
+        return f"{message.role.capitalize()} ({message.kind})"
     return message.role.capitalize()
 
 

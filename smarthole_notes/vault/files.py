@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from smarthole_notes.durable import temp_name, temp_writer_pid
 from smarthole_notes.vault.errors import ConflictError, NotFoundError, VaultError
-from smarthole_notes.vault.names import TEMP_MARKER, TRASH_FOLDER, is_temp_name
+from smarthole_notes.vault.names import TRASH_FOLDER, is_temp_name
 from smarthole_notes.vault.paths import Access, PathResolver, VaultPath
 
 T = TypeVar("T")
@@ -113,8 +114,7 @@ def _open_dir(path: Path) -> int:
 
 
 def temp_name_for(name: str) -> str:
-    stem = name[:32].encode("utf-8")[:32].decode("utf-8", "ignore")
-    return f".{stem}{TEMP_MARKER}{secrets.token_hex(6)}"
+    return temp_name(name, secrets.token_hex(6))
 
 
 def atomic_write(
@@ -367,8 +367,25 @@ def move_to_trash(resolver: PathResolver, vp: VaultPath) -> str:
     raise VaultError(f"too many items named {name} in the trash")
 
 
-def clean_stale_temp_files(folder: Path, max_age: float = STALE_TEMP_SECONDS) -> int:
-    """Remove temporary files of interrupted writes older than `max_age` seconds."""
+def _writer_gone(name: str) -> bool:
+    """Whether the process that wrote this temporary file has ended (so it is an orphan)."""
+    pid = temp_writer_pid(name)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def clean_stale_temp_files(
+    folder: Path, max_age: float = STALE_TEMP_SECONDS, *, orphans: bool = False
+) -> int:
+    """Remove temporary files of interrupted writes older than `max_age` seconds, and with
+    `orphans` also those of any age whose writing process has ended (a crash)."""
     removed = 0
     now = time.time()
     try:
@@ -380,7 +397,9 @@ def clean_stale_temp_files(folder: Path, max_age: float = STALE_TEMP_SECONDS) ->
             continue
         try:
             info = entry.stat(follow_symlinks=False)
-            if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= max_age:
+            if stat.S_ISREG(info.st_mode) and (
+                now - info.st_mtime >= max_age or (orphans and _writer_gone(entry.name))
+            ):
                 os.unlink(entry.path)
                 removed += 1
         except OSError:

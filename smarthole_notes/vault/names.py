@@ -12,9 +12,10 @@ import functools
 import re
 import unicodedata
 
+from smarthole_notes.durable import TEMP_MARKER
+
 PROTECTED_ALWAYS = frozenset({".obsidian", ".smarthole", ".git"})
 TRASH_FOLDER = ".trash"
-TEMP_MARKER = ".smarthole-tmp-"
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4000
 
