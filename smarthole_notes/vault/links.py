@@ -22,7 +22,7 @@ from markdown_it import MarkdownIt
 
 from smarthole_notes.vault.resolver import LinkFormat, LinkResolver, link_text, lookup_keys
 
-_PARSER = MarkdownIt("commonmark")
+_PARSER = MarkdownIt("commonmark").disable(["inline", "text_join"])  # blocks only
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(?:.*?\r?\n)??(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 _WIKI = re.compile(r"(!?)\[\[([^\[\]\n\r]+?)\]\]")
