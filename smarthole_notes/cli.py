@@ -1,6 +1,7 @@
 """The `smarthole-notes` command line: `ask` one request, `serve` the service.
 
-Exit codes: 0 success, 1 API failure, 2 configuration problem, 130 interrupted.
+Exit codes (the README's table): 0 success, 1 API failure, 2 configuration problem,
+3 `undo` did nothing, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 from smarthole_notes import __version__
 from smarthole_notes.agent import build_agent, client_for, require_api_key
+from smarthole_notes.inbox import InboxMessage
 from smarthole_notes.llm.errors import ConfigurationError, ErrorCode, LLMError
 from smarthole_notes.llm.events import AgentEvent, StreamRestarted, TextDelta, ToolStarted
 from smarthole_notes.logs import configure_logging
@@ -27,6 +30,7 @@ log = logging.getLogger("smarthole_notes")
 EXIT_OK = 0
 EXIT_API_FAILURE = 1
 EXIT_CONFIGURATION = 2
+EXIT_NOT_UNDONE = 3
 EXIT_INTERRUPTED = 130
 
 _HINTS: dict[ErrorCode, str] = {
@@ -44,20 +48,33 @@ def _fail(message: str, exc: BaseException, verbose: bool, code: int) -> int:
     return code
 
 
-def load_vault_settings(
-    vault_arg: str | None, overrides: dict[str, object]
-) -> tuple[Path, Settings]:
-    """The vault folder and its settings (problems logged, never fatal), or a ConfigurationError."""
+def vault_folder(vault_arg: str | None) -> Path:
+    """The vault folder, resolved, or a ConfigurationError that says what is wrong with it."""
     vault = Path(vault_arg or ".").expanduser()
-    if not vault.is_dir():
-        raise ConfigurationError(f"the vault folder {str(vault)!r} does not exist")
+    if vault.is_dir():
+        return vault.resolve()
+    if vault.exists():
+        raise ConfigurationError(f"the vault {str(vault)!r} is not a folder")
+    raise ConfigurationError(f"the vault folder {str(vault)!r} does not exist")
+
+
+def load_vault_settings(
+    vault_arg: str | None, overrides: dict[str, object], *, report: bool = True
+) -> tuple[Path, Settings]:
+    """The vault folder and its settings (problems logged, never fatal), or a ConfigurationError.
+
+    `report=False` when the caller loads them again and logs the problems itself (`serve`),
+    so each warning is printed once.
+    """
+    vault = vault_folder(vault_arg)
     try:
-        loaded = load_settings(vault.resolve(), overrides)
+        loaded = load_settings(vault, overrides)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
-    for problem in loaded.problems:
-        log.warning("%s", problem.message)
-    return vault.resolve(), loaded.settings
+    if report:
+        for problem in loaded.problems:
+            log.warning("%s", problem.message)
+    return vault, loaded.settings
 
 
 class _TerminalPrinter:
@@ -96,6 +113,11 @@ async def _ask(args: argparse.Namespace) -> int:
     printer = _TerminalPrinter(sys.stdout, sys.stderr) if live else None
     try:
         result = await service.process(args.text, on_event=printer)
+    except BaseException:
+        if printer is not None and printer.wrote:
+            sys.stdout.write("\n")  # the error line must not run on from the streamed text
+            sys.stdout.flush()
+        raise
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
@@ -132,7 +154,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from smarthole_notes.server import ServeOptions, serve
 
     try:
-        vault, _settings = load_vault_settings(args.vault, {})
+        # `serve` loads the settings again and logs their problems: not here too.
+        vault, settings = load_vault_settings(args.vault, {}, report=False)
+        if settings.verbose_logging and not args.verbose:
+            configure_logging(True)
         options = ServeOptions(
             vault=vault,
             host=args.host,
@@ -163,8 +188,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
         if not pending:
             print("The inbox is empty.")
         for message in pending:
-            error = f"  [last error: {message.last_error}]" if message.last_error else ""
-            print(f"{message.id}  {message.timestamp}  {message.source}  {message.text!r}{error}")
+            print(inbox_line(message))
         return EXIT_OK
     try:
         outcomes = asyncio.run(process_inbox(vault))
@@ -174,67 +198,204 @@ def cmd_inbox(args: argparse.Namespace) -> int:
         print("The inbox is empty.")
     for outcome in outcomes:
         print(f"{outcome.message_id}: {outcome.status}")
-    failed = [o for o in outcomes if o.status in ("failed", "no_key", "interrupted")]
-    return EXIT_API_FAILURE if failed else EXIT_OK
+    if any(o.status == "no_key" for o in outcomes):
+        return EXIT_CONFIGURATION  # like `ask` without a key
+    settled = ("answered", "duplicate", "cancelled")
+    return EXIT_API_FAILURE if any(o.status not in settled for o in outcomes) else EXIT_OK
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from smarthole_notes.versioning import undo_in_vault
+    from smarthole_notes.versioning import GitError, GitVault, undo_in_vault
 
     try:
-        vault, _settings = load_vault_settings(args.vault, {})
+        vault, settings = load_vault_settings(args.vault, {})
+        if not settings.enable_git_version_control:
+            raise ConfigurationError(
+                "git versioning is off for this vault, so there is nothing to undo "
+                "(turn on enable_git_version_control in Settings)"
+            )
+        try:
+            versioned = GitVault(vault).is_repository()
+        except (GitError, OSError) as exc:
+            raise ConfigurationError(f"git cannot be used here ({exc})") from exc
+        if not versioned:
+            raise ConfigurationError(
+                "the vault is not a git repository yet: start `serve` once with git "
+                "versioning on and it becomes one"
+            )
     except ConfigurationError as exc:
         return _fail(str(exc), exc, args.verbose, EXIT_CONFIGURATION)
     result = undo_in_vault(vault, args.target)
-    print(result.message, file=sys.stdout if result.ok else sys.stderr)
+    done = result.ok or result.status == "already_undone"
+    print(result.message, file=sys.stdout if done else sys.stderr)
     for path in result.conflicts:
         print(f"  conflict: {path}", file=sys.stderr)
-    return EXIT_OK if result.ok else EXIT_API_FAILURE
+    return EXIT_OK if done else EXIT_NOT_UNDONE
+
+
+def inbox_line(message: InboxMessage) -> str:
+    """One message of `inbox list`: id, when it was sent (local time), source, its state with
+    the next automatic try, and what the user was told about its last failure."""
+    view = message.view()
+    label = STATE_LABELS.get(view.state, view.state)
+    if view.state == "retry_scheduled" and view.next_attempt_at is not None:
+        label = f"failed, next try at {_local(view.next_attempt_at)}"
+    attempts = f", {view.attempts} attempt{'s' if view.attempts != 1 else ''}"
+    line = (
+        f"{message.id}  {_local_text(message.timestamp)}  {message.source}  "
+        f"[{label}{attempts if view.attempts else ''}]  {message.text!r}"
+    )
+    if view.error:
+        line += f"\n    {view.error}"
+    return line
+
+
+STATE_LABELS: dict[str, str] = {
+    "queued": "queued",
+    "processing": "processing",
+    "waiting_for_key": "waiting for an API key",
+    "retry_scheduled": "failed, will be tried again",
+    "failed": "failed, waiting for you (inbox process)",
+    "refused": "refused by Claude, waiting for you",
+}
+
+
+def _local(moment: datetime) -> str:
+    """A time in the user's zone: HH:MM today, with the date otherwise."""
+    local = moment.astimezone() if moment.tzinfo is not None else moment
+    if local.date() == datetime.now(local.tzinfo).date():
+        return local.strftime("%H:%M")
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def _local_text(timestamp: str) -> str:
+    try:
+        return _local(datetime.fromisoformat(timestamp))
+    except ValueError:
+        return timestamp or "?"
+
+
+VAULT_HELP = "the notes folder (default: the current folder)"
+VAULT_METAVAR = "PATH"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smarthole-notes",
         description="Keep a Markdown notes vault by voice and chat, with Claude doing the work.",
+        epilog="Exit codes: 0 success, 1 the Anthropic API failed, 2 configuration problem, "
+        "3 undo did nothing, 130 stopped with Ctrl-C.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ask = sub.add_parser("ask", help="run one request against the vault and print the answer")
-    ask.add_argument("--vault", help="the notes folder (default: the current folder)")
+    ask = sub.add_parser(
+        "ask",
+        help="run one request against the vault and print the answer",
+        description="Run one request against the vault and print the answer (streamed in a "
+        "terminal, with the tools used on stderr). Needs ANTHROPIC_API_KEY or a key saved "
+        "in the chat page's Settings.",
+    )
+    ask.add_argument("--vault", metavar=VAULT_METAVAR, help=VAULT_HELP)
     ask.add_argument("--model", help="model for this run (default: the `model` setting)")
     ask.add_argument("--verbose", action="store_true", help="debug logs and tracebacks")
     ask.add_argument("text", metavar="TEXT", help="what to do, in plain language")
     ask.set_defaults(func=cmd_ask)
 
-    serve = sub.add_parser("serve", help="run the service (SmartHole client and chat page)")
-    serve.add_argument("--vault", help="the notes folder (default: the current folder)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve = sub.add_parser(
+        "serve",
+        help="run the service (SmartHole client and chat page)",
+        description="Run the service: the SmartHole client, the message pipeline and the "
+        "chat page with its API. Prints the chat page's address with its access token. "
+        "Starts without an API key too: messages are kept until one is set.",
+    )
+    serve.add_argument("--vault", metavar=VAULT_METAVAR, help=VAULT_HELP)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
     serve.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow a --host other machines can reach (the token still guards every request)",
     )
-    serve.add_argument("--port", type=int, default=8765, help="HTTP port")
-    serve.add_argument("--token", help="access token for the chat page (default: generated)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=8765,
+        help="HTTP port; 0 picks a free one (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--token",
+        help="access token for the chat page (default: the one generated at first start, "
+        "kept in ~/.config/smarthole-notes/web-token)",
+    )
     where = serve.add_mutually_exclusive_group()
-    where.add_argument("--smarthole-url", help="SmartHole's address for this run")
-    where.add_argument("--no-smarthole", action="store_true", help="do not connect to SmartHole")
-    serve.add_argument("--model", help="model for this run (default: the `model` setting)")
-    serve.add_argument("--verbose", action="store_true", help="debug logs")
+    where.add_argument(
+        "--smarthole-url",
+        help="SmartHole's address for this run (default: the `smarthole_url` setting, "
+        "ws://127.0.0.1:9473 unless changed)",
+    )
+    where.add_argument(
+        "--no-smarthole",
+        action="store_true",
+        help="do not connect to SmartHole for this run (default: the "
+        "`enable_smarthole_connection` setting, on unless changed)",
+    )
+    serve.add_argument(
+        "--model",
+        help="model for this run (default: the `model` setting, claude-haiku-4-5 unless changed)",
+    )
+    serve.add_argument(
+        "--verbose", action="store_true", help="debug logs (default: the `verbose_logging` setting)"
+    )
     serve.set_defaults(func=cmd_serve)
 
-    inbox = sub.add_parser("inbox", help="list or process messages waiting in the inbox")
-    inbox.add_argument("action", choices=["list", "process"])
-    inbox.add_argument("--vault", help="the notes folder (default: the current folder)")
-    inbox.add_argument("--verbose", action="store_true", help="debug logs")
-    inbox.set_defaults(func=cmd_inbox)
-
-    undo = sub.add_parser("undo", help="undo one processed request (git versioning must be on)")
-    undo.add_argument(
-        "target", nargs="?", default="last", metavar="MESSAGE_ID|last", help="default: last"
+    inbox = sub.add_parser(
+        "inbox",
+        help="list or process messages waiting in the inbox",
+        description="Messages wait in the inbox while they are queued, wait for an API key, "
+        "failed (a transient failure is tried again automatically by `serve`) or were "
+        "refused.",
     )
-    undo.add_argument("--vault", help="the notes folder (default: the current folder)")
+    actions = inbox.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, summary, description in (
+        (
+            "list",
+            "show each waiting message with its state and next automatic try",
+            "Show each message waiting in the inbox, oldest first: its id, when it was sent, "
+            "where it came from, its state (queued, waiting for an API key, failed with the "
+            "time of the next automatic try, failed and waiting for you, refused) and what "
+            "you were told about its last failure.",
+        ),
+        (
+            "process",
+            "run every waiting message through the pipeline now, then exit",
+            "Run every waiting message through the pipeline now, oldest first, print how "
+            "each ended, and exit: 0 if all were answered, 1 if any still failed, 2 if there "
+            "is no API key. Do not use it while `serve` runs on the same vault.",
+        ),
+    ):
+        action = actions.add_parser(name, help=summary, description=description)
+        action.add_argument("--vault", metavar=VAULT_METAVAR, help=VAULT_HELP)
+        action.add_argument("--verbose", action="store_true", help="debug logs")
+        action.set_defaults(func=cmd_inbox)
+
+    undo = sub.add_parser(
+        "undo",
+        help="undo one processed request (git versioning must be on)",
+        description="Undo one processed request as a new git commit: the last one, or the "
+        "one with the given message id. Needs git versioning (enable_git_version_control; "
+        "exit 2 when it is off). Refuses, naming the files, when later edits touched the same "
+        "lines (exit 3).",
+    )
+    undo.add_argument(
+        "target",
+        nargs="?",
+        default="last",
+        metavar="MESSAGE_ID|last",
+        help="the request to undo (default: %(default)s)",
+    )
+    undo.add_argument("--vault", metavar=VAULT_METAVAR, help=VAULT_HELP)
     undo.add_argument("--verbose", action="store_true", help="debug logs")
     undo.set_defaults(func=cmd_undo)
     return parser

@@ -58,6 +58,13 @@ DEFAULT_RETROSPECTION_PROMPT: Final = (
 
 SETTINGS_FILE_NAME: Final = "settings.toml"
 
+DEFAULT_RETRY_MINUTES: Final[tuple[float, ...]] = (1, 5, 15, 60, 240)
+RETRY_MINUTES_LOW: Final = 0.05
+"""Three seconds: small enough for a quick test of the schedule, never a busy loop."""
+RETRY_MINUTES_HIGH: Final = 10080
+"""One week."""
+MAX_RETRIES: Final = 10
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -82,10 +89,16 @@ class Settings:
     auto_commit_after_processing: bool = True
     verbose_logging: bool = False
     stream_idle_timeout_seconds: float = 90.0
+    retry_failed_messages_minutes: tuple[float, ...] = DEFAULT_RETRY_MINUTES
+    """When a message that failed for a transient reason is tried again, in minutes counted
+    from its previous failure; after the last it waits for the user."""
 
     def as_dict(self) -> dict[str, Any]:
         """All settings as a plain, JSON-ready dict, in the order of settings.md."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {
+            f.name: list(value) if isinstance(value := getattr(self, f.name), tuple) else value
+            for f in fields(self)
+        }
 
 
 SETTING_KEYS: Final[tuple[str, ...]] = tuple(f.name for f in fields(Settings))
@@ -183,6 +196,26 @@ def _number_checker(low: float, high: float, unit: str) -> _Validator:
     return check
 
 
+def _check_retry_minutes(value: object) -> tuple[float, ...]:
+    """A short ascending list of waits in minutes; whole numbers stay whole (as written)."""
+    wrong = (
+        f"must be a list of 1 to {MAX_RETRIES} numbers of minutes from {RETRY_MINUTES_LOW:g} "
+        f"to {RETRY_MINUTES_HIGH}, such as [1, 5, 15, 60, 240]"
+    )
+    if not isinstance(value, list | tuple) or not 1 <= len(value) <= MAX_RETRIES:
+        raise _Invalid(wrong)
+    minutes: list[float] = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise _Invalid(wrong + _unquote_hint(item))
+        if not RETRY_MINUTES_LOW <= item <= RETRY_MINUTES_HIGH:  # also false for NaN
+            raise _Invalid(wrong)
+        if minutes and item < minutes[-1]:
+            raise _Invalid("must be in ascending order, such as [1, 5, 15, 60, 240]")
+        minutes.append(int(item) if isinstance(item, float) and item.is_integer() else item)
+    return tuple(minutes)
+
+
 def _check_model(value: object) -> str:
     if not isinstance(value, str):
         raise _Invalid('must be a model name in quotes, such as "claude-haiku-4-5"')
@@ -267,6 +300,7 @@ _VALIDATORS: Final[dict[str, _Validator]] = {
     "auto_commit_after_processing": _check_bool,
     "verbose_logging": _check_bool,
     "stream_idle_timeout_seconds": _number_checker(5, 3600, "seconds"),
+    "retry_failed_messages_minutes": _check_retry_minutes,
 }
 assert set(_VALIDATORS) == set(SETTING_KEYS), "every setting needs exactly one validator"
 
@@ -286,7 +320,11 @@ def _show(value: object, limit: int = 40) -> str:
         return json.dumps(shown, ensure_ascii=False)
     if isinstance(value, dict):
         return "a table"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
+        if len(value) <= 10 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            return "[" + ", ".join(_show(v) for v in value) + "]"
         return "an array"
     return str(value)
 
@@ -431,6 +469,8 @@ def _toml_item(key: str, value: object, raw: object) -> object:
     """The tomlkit value to write: multi-line strings as TOML multi-line strings."""
     if isinstance(value, str):
         return tomlkit.string(value, multiline="\n" in value)
+    if isinstance(value, tuple):
+        return list(value)
     if key == "stream_idle_timeout_seconds" and isinstance(raw, int) and not isinstance(raw, bool):
         return raw  # keep `120` rather than `120.0` for a whole number the user gave
     return value
@@ -475,7 +515,9 @@ def save_settings(vault: Path, changes: Mapping[str, object]) -> Settings:
             raise SettingsFileError(
                 f"{path} would not be valid TOML after the change ({exc})"
             ) from exc
-        mismatched = [key for key, value in checked.items() if stored.get(key) != value]
+        mismatched = [
+            key for key, value in checked.items() if _plain(stored.get(key)) != _plain(value)
+        ]
         if mismatched:
             raise SettingsFileError(
                 f"could not write {', '.join(mismatched)} faithfully; nothing saved"
@@ -488,6 +530,11 @@ def save_settings(vault: Path, changes: Mapping[str, object]) -> Settings:
             write_file_atomically(path, new_text.encode("utf-8"), mode=existing_mode, exact=True)
     values = _settings_from_mapping(stored, [], {})
     return dataclasses.replace(_DEFAULTS, **values)
+
+
+def _plain(value: object) -> object:
+    """Lists and tuples compare alike (TOML arrays read back as lists)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _file_mode(path: Path) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from smarthole_notes.inbox import Inbox, InboxMessage, inbox_folder
@@ -46,3 +47,59 @@ def test_list_and_process_the_inbox(anthropic_api: AnthropicStandIn, tmp_path: P
     again = run("process")
     assert again.returncode == 0 and again.stdout.strip() == "m-2: answered"
     assert inbox.pending() == []
+
+
+def test_list_shows_each_state_with_the_next_try_in_local_time(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    inbox = Inbox(inbox_folder(vault))
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+    states: list[tuple[str, dict[str, object]]] = [
+        ("m-key", {"state": "waiting_for_key"}),
+        (
+            "m-retry",
+            {
+                "state": "retry_scheduled",
+                "next_attempt_at": soon.isoformat(),
+                "error": "Anthropic is overloaded; kept, next try at later.",
+                "attempts": 3,
+            },
+        ),
+        ("m-failed", {"state": "failed", "error": "The request was invalid.", "attempts": 1}),
+        ("m-refused", {"state": "refused", "error": "Claude declined this request."}),
+        ("m-queued", {}),
+    ]
+    for number, (message_id, fields) in enumerate(states):
+        inbox.put(
+            InboxMessage(
+                id=message_id,
+                text=f"request {number}",
+                source="chat",
+                timestamp="2026-02-05T10:00:00+00:00",
+                received_ns=number,
+            )
+        )
+        if fields:
+            inbox.update(message_id, **fields)
+    done = subprocess.run(
+        inbox_command(vault, "list"),
+        env=env_for(anthropic_api, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    by_id = {line.split()[0]: line for line in lines if line.startswith("m-")}
+    assert "[waiting for an API key]" in by_id["m-key"]
+    local = soon.astimezone().strftime("%H:%M")
+    assert "[failed, next try at " in by_id["m-retry"] and local in by_id["m-retry"]
+    assert ", 3 attempts]" in by_id["m-retry"]
+    assert "[failed, waiting for you (inbox process), 1 attempt]" in by_id["m-failed"]
+    assert "[refused by Claude, waiting for you]" in by_id["m-refused"]
+    assert "[queued]" in by_id["m-queued"]
+    assert "    Anthropic is overloaded; kept, next try at later." in lines
+    assert "    Claude declined this request." in lines
+    assert anthropic_api.requests == []

@@ -42,6 +42,7 @@ EXPECTED_DEFAULTS: dict[str, object] = {
     "auto_commit_after_processing": True,
     "verbose_logging": False,
     "stream_idle_timeout_seconds": 90,
+    "retry_failed_messages_minutes": (1, 5, 15, 60, 240),
 }
 
 FULL_FILE = '''\
@@ -61,6 +62,7 @@ enable_git_version_control = true
 auto_commit_after_processing = false
 verbose_logging = true
 stream_idle_timeout_seconds = 12.5
+retry_failed_messages_minutes = [0.5, 2, 2, 30]
 '''
 
 FULL_VALUES: dict[str, object] = {
@@ -79,6 +81,7 @@ FULL_VALUES: dict[str, object] = {
     "auto_commit_after_processing": False,
     "verbose_logging": True,
     "stream_idle_timeout_seconds": 12.5,
+    "retry_failed_messages_minutes": [0.5, 2, 2, 30],
 }
 
 
@@ -156,7 +159,11 @@ def test_as_dict_gives_every_setting_by_name() -> None:
     data = settings.as_dict()
     assert data["model"] == "m"
     assert data["verbose_logging"] is True
-    assert data == {key: getattr(settings, key) for key in SETTING_KEYS}
+    assert data == {
+        key: list(v) if isinstance(v := getattr(settings, key), tuple) else v
+        for key in SETTING_KEYS
+    }
+    assert data["retry_failed_messages_minutes"] == [1, 5, 15, 60, 240]
 
 
 def test_missing_file_means_all_defaults_and_no_problems(vault: Path) -> None:
@@ -249,6 +256,15 @@ INVALID_VALUES: list[tuple[str, str, str]] = [
     ("stream_idle_timeout_seconds", "inf", "from 5 to 3600"),
     ("stream_idle_timeout_seconds", "true", "must be a number"),
     ("stream_idle_timeout_seconds", '"90"', "without quotes"),
+    ("retry_failed_messages_minutes", "5", "must be a list of 1 to 10 numbers of minutes"),
+    ("retry_failed_messages_minutes", "[]", "must be a list of 1 to 10"),
+    ("retry_failed_messages_minutes", "[" + "1, " * 11 + "]", "1 to 10 numbers"),
+    ("retry_failed_messages_minutes", "[0.01]", "from 0.05 to 10080"),
+    ("retry_failed_messages_minutes", "[10081]", "from 0.05 to 10080"),
+    ("retry_failed_messages_minutes", "[1, nan]", "from 0.05 to 10080"),
+    ("retry_failed_messages_minutes", "[5, 1]", "must be in ascending order"),
+    ("retry_failed_messages_minutes", '["1", 5]', "without quotes"),
+    ("retry_failed_messages_minutes", "[true]", "must be a list"),
 ]
 
 
@@ -319,6 +335,9 @@ def test_several_invalid_values_are_each_reported(vault: Path) -> None:
         ("stream_idle_timeout_seconds", 5),
         ("stream_idle_timeout_seconds", 3600.0),
         ("model", "m" * 200),
+        ("retry_failed_messages_minutes", (0.05,)),
+        ("retry_failed_messages_minutes", (10080,)),
+        ("retry_failed_messages_minutes", (1, 1, 1, 1, 1, 1, 1, 1, 1, 1)),
     ],
 )
 def test_boundary_values_are_accepted(key: str, value: object) -> None:
@@ -642,3 +661,28 @@ def test_write_file_atomically_can_set_an_exact_mode(tmp_path: Path) -> None:
     write_file_atomically(target, b"x", mode=0o600, exact=True)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert target.read_bytes() == b"x"
+
+
+def test_retry_schedule_is_a_tuple_whose_whole_numbers_stay_whole(vault: Path) -> None:
+    assert validate_setting("retry_failed_messages_minutes", [1.0, 2.5, 60]) == (1, 2.5, 60)
+    write_settings(vault, "retry_failed_messages_minutes = [1.0, 10]\n")
+    loaded = load_settings(vault)
+    assert loaded.problems == []
+    assert loaded.settings.retry_failed_messages_minutes == (1, 10)
+
+
+def test_an_invalid_retry_schedule_names_the_default_in_toml_form(vault: Path) -> None:
+    write_settings(vault, "retry_failed_messages_minutes = [5, 1]\n")
+    (problem,) = load_settings(vault).problems
+    assert problem.message == (
+        "settings.toml: retry_failed_messages_minutes = [5, 1] is invalid (must be in "
+        "ascending order, such as [1, 5, 15, 60, 240]); using the default [1, 5, 15, 60, 240]"
+    )
+
+
+def test_save_writes_the_retry_schedule_as_a_toml_array(vault: Path) -> None:
+    saved = save_settings(vault, {"retry_failed_messages_minutes": [0.5, 2, 30]})
+    assert saved.retry_failed_messages_minutes == (0.5, 2, 30)
+    text = settings_path(vault).read_text(encoding="utf-8")
+    assert "retry_failed_messages_minutes = [0.5, 2, 30]" in text
+    assert load_settings(vault).settings.retry_failed_messages_minutes == (0.5, 2, 30)
