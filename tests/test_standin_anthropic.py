@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -12,10 +13,18 @@ import pytest
 from anthropic._streaming import SSEDecoder
 
 from tests.standins.anthropic_api import (
+    MALFORMED_KINDS,
     AnthropicStandIn,
+    context_exceeded_reply,
+    cut_tool_reply,
     encode_sse,
     events_reply,
+    invalid_tool_reply,
+    malformed_reply,
+    pause_reply,
+    prompt_too_long_reply,
     raw_reply,
+    refusal_reply,
     reply_events,
     status_reply,
     text_reply,
@@ -385,3 +394,141 @@ def test_pure_helpers_round_trip_through_the_sdk_decoder() -> None:
         reply_events(status_reply(500), MODEL)
     with pytest.raises(ValueError):
         text_reply("x", cut_after=1, stall_after=2)
+
+
+# --------------------------------------------------------------------------- stop reasons and faults
+
+
+async def test_refusal_reply_carries_stop_details_as_the_sdk_reads_them(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    anthropic_api.script(refusal_reply("I can help with", category="cyber"))
+    message = await stream_final(client)
+    assert message.stop_reason == "refusal"
+    assert message.stop_details is not None
+    assert message.stop_details.type == "refusal"
+    assert message.stop_details.category == "cyber"
+    assert message.stop_details.explanation == (
+        "This request was declined because it could enable cyber harm."
+    )
+    assert [b.type for b in message.content] == ["text"]
+    events = reply_events(refusal_reply(category=None, explanation=None), MODEL)
+    delta = next(data for name, data in events if name == "message_delta")["delta"]
+    assert delta == {
+        "stop_reason": "refusal",
+        "stop_sequence": None,
+        "stop_details": {"type": "refusal", "category": None, "explanation": None},
+    }
+    assert not [name for name, _ in events if name == "content_block_start"]
+
+
+async def test_pause_reply_streams_server_tool_blocks(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    anthropic_api.script(pause_reply(query="tiles", tool_id="srvtoolu_1"))
+    message = await stream_final(client)
+    assert message.stop_reason == "pause_turn"
+    assert [b.type for b in message.content] == [
+        "text",
+        "server_tool_use",
+        "web_search_tool_result",
+    ]
+    server_use = message.content[1]
+    assert isinstance(server_use, anthropic.types.ServerToolUseBlock)
+    assert server_use.input == {"query": "tiles"}
+
+
+async def test_cut_tool_reply_ends_mid_json_at_max_tokens(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    tool_input = {"path": "Notes/Long.md", "content": "a long note " * 20}
+    reply = cut_tool_reply("write_file", tool_input, keep=40, text="Writing it now.")
+    fragments = [
+        data["delta"]["partial_json"]
+        for name, data in reply_events(reply, MODEL)
+        if name == "content_block_delta" and data["delta"]["type"] == "input_json_delta"
+    ]
+    assert "".join(fragments) == json.dumps(tool_input)[:40]
+    anthropic_api.script(reply)
+    message = await stream_final(client)
+    assert message.stop_reason == "max_tokens"
+    tool = message.content[-1]
+    assert isinstance(tool, anthropic.types.ToolUseBlock)
+    assert tool.input == {"path": "Notes/Long.md"}  # the SDK's partial parse drops the cut string
+    with pytest.raises(ValueError):
+        cut_tool_reply("write_file", tool_input, keep=10_000)
+
+
+async def test_invalid_tool_reply_makes_the_sdk_helper_raise(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    anthropic_api.script(invalid_tool_reply("read_file", '{"path": "a.md",, }'))
+    with pytest.raises(ValueError, match="Unable to parse tool parameter JSON"):
+        await stream_final(client)
+    events = reply_events(invalid_tool_reply("read_file", '{"path": "a.md",, }'), MODEL)
+    delta = next(data for name, data in events if name == "message_delta")["delta"]
+    assert delta["stop_reason"] == "tool_use"
+
+
+async def test_no_final_blank_line_is_still_read_by_the_sdk(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    anthropic_api.script(text_reply("All there.", final_blank_line=False))
+    message = await stream_final(client)
+    assert message.content[0].type == "text" and message.stop_reason == "end_turn"
+    anthropic_api.script(text_reply("All there.", final_blank_line=False))
+    async with (
+        httpx2.AsyncClient() as http,
+        http.stream(
+            "POST",
+            f"{anthropic_api.base_url}/v1/messages",
+            headers={"x-api-key": FAKE_KEY},
+            json={"model": MODEL, "max_tokens": 10, "messages": MESSAGES, "stream": True},
+        ) as response,
+    ):
+        body = b"".join([chunk async for chunk in response.aiter_bytes()])
+    assert body.endswith(b'data: {"type":"message_stop"}\n')
+    assert not body.endswith(b"\n\n")
+
+
+async def test_context_exceeded_and_prompt_too_long(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    anthropic_api.script(context_exceeded_reply("Partial"), prompt_too_long_reply(250_000))
+    message = await stream_final(client)
+    assert message.stop_reason == "model_context_window_exceeded"
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await stream_final(client)
+    assert "prompt is too long: 250000 tokens > 200000 maximum" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", MALFORMED_KINDS)
+def test_malformed_replies_break_the_event_order(kind: str) -> None:
+    events = list(malformed_reply(kind, model=MODEL).events)
+    names = [name for name, _ in events]
+    indexes = [data.get("index") for _, data in events]
+    if kind == "delta_before_block_start":
+        assert names.index("content_block_delta") < names.index("content_block_start")
+    elif kind == "delta_for_unknown_index":
+        assert 7 in indexes
+    elif kind == "message_delta_before_message_start":
+        assert names[0] == "message_delta"
+    elif kind == "block_stop_for_unknown_index":
+        assert ("content_block_stop", {"type": "content_block_stop", "index": 3}) in events
+    elif kind == "second_message_start":
+        assert names.count("message_start") == 2
+    else:
+        assert events[names.index("content_block_delta")][1]["delta"]["type"] == "text_delta"
+    with pytest.raises(ValueError):
+        malformed_reply("no_such_thing")
+
+
+async def test_usage_override_reports_cache_figures(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    anthropic_api.script(
+        text_reply("cached", usage={"cache_read_input_tokens": 900, "input_tokens": 12})
+    )
+    message = await stream_final(client)
+    assert message.usage.cache_read_input_tokens == 900
+    assert message.usage.input_tokens == 12

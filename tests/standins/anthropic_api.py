@@ -7,10 +7,16 @@ JSON bodies and Server-Sent Events. The product's real code (the `anthropic` SDK
 
 `POST /v1/messages` answers from a FIFO script of `Reply` objects (see `text_reply`,
 `tool_reply`, `thinking_reply`, `events_reply`, `raw_reply`, `status_reply`); once the
-script is empty it answers `default_reply`. Modifiers (`Reply.with_(...)`, or the same
+script is empty it answers `default_reply`. The stop reasons and model-output faults of
+the real API have their own constructors: `refusal_reply` (with `stop_details`),
+`pause_reply` (a paused server-tool turn), `cut_tool_reply` (a tool call cut by
+`max_tokens`), `invalid_tool_reply` (tool input that is not valid JSON),
+`context_exceeded_reply` (`model_context_window_exceeded`), `prompt_too_long_reply`
+(the 400 for an oversized prompt) and `malformed_reply` (events out of order). Modifiers (`Reply.with_(...)`, or the same
 keywords on the constructors) change how a reply is delivered: slowly (`delay`,
 `ping_every`), cut off (`cut_after`), ended early (`end_after`), ended by an in-stream
-error (`error_after`), or stalled (`stall_after`). The count `N` in those modifiers is
+error (`error_after`), stalled (`stall_after`), or without the blank line after its
+last event (`final_blank_line=False`). The count `N` in those modifiers is
 in SSE events (for `raw_reply`: in writes) and includes the `ping` after
 `message_start`.
 
@@ -47,17 +53,25 @@ from starlette.types import Message, Receive, Scope, Send
 __all__ = [
     "DEFAULT_MODELS",
     "ERROR_TYPES",
+    "MALFORMED_KINDS",
     "AnthropicStandIn",
     "Modifiers",
     "RecordedRequest",
     "Reply",
     "SSEEvent",
+    "context_exceeded_reply",
+    "cut_tool_reply",
     "default_error_type",
     "encode_sse",
     "error_body",
     "events_reply",
     "fold_events",
+    "invalid_tool_reply",
+    "malformed_reply",
+    "pause_reply",
+    "prompt_too_long_reply",
     "raw_reply",
+    "refusal_reply",
     "reply_events",
     "reply_message",
     "status_reply",
@@ -152,6 +166,9 @@ class Modifiers(TypedDict, total=False):
     cleanly: no `message_stop`), `error_after` (send N events, then an in-stream
     `event: error` of type `error_type` with `error_message`, then end),
     `stall_after` (send N events, then go silent until the client disconnects).
+    `final_blank_line=False`: the last event sent ends with its `data:` line's newline
+    but no blank line after it (the SDK's decoder still reads what came before).
+    `usage`: token figures reported instead of the estimates (e.g. cache reads).
     For a non-streaming reply, `cut_after` sends the headers and part of the body,
     `stall_after` sends nothing, and `end_after` / `error_after` do nothing.
     """
@@ -164,6 +181,8 @@ class Modifiers(TypedDict, total=False):
     error_type: str
     error_message: str
     stall_after: int
+    final_blank_line: bool
+    usage: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -191,6 +210,11 @@ class Reply:
     end_after: int | None = None
     error_after: int | None = None
     stall_after: int | None = None
+    final_blank_line: bool = True
+    stop_details: dict[str, Any] | None = None
+    """Sent on `message_delta` beside `stop_reason` (a refusal's category and explanation)."""
+    usage: dict[str, int] | None = None
+    """Usage figures to report instead of the estimates (e.g. cache reads), for a message."""
 
     def __post_init__(self) -> None:
         endings = [self.cut_after, self.end_after, self.error_after, self.stall_after]
@@ -318,6 +342,203 @@ def status_reply(
     )
 
 
+REFUSAL_EXPLANATIONS: dict[str, str] = {
+    "cyber": "This request was declined because it could enable cyber harm.",
+    "bio": "This request was declined because it could enable biological harm.",
+}
+"""Explanations in the real API's style, for `refusal_reply`'s default."""
+
+_WHOLE_BLOCKS = frozenset(
+    {"web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result"}
+)
+
+
+def refusal_reply(
+    text: str = "",
+    *,
+    category: str | None = "cyber",
+    explanation: str | None = "default",
+    stop_details: bool = True,
+    chunk_size: int = 20,
+    **modifiers: Unpack[Modifiers],
+) -> Reply:
+    """A stream stopped by Anthropic's classifiers: `stop_reason: refusal`.
+
+    Whatever text came before the refusal (often none), then `message_delta` carrying
+    `stop_details: {"type": "refusal", "category": ..., "explanation": ...}` as the real
+    API sends it. `explanation="default"` picks the API's wording for the category; None
+    sends `null`; `stop_details=False` leaves the object out (older API versions).
+    """
+    if explanation == "default":
+        explanation = REFUSAL_EXPLANATIONS.get(category or "")
+    details = {"type": "refusal", "category": category, "explanation": explanation}
+    return Reply(
+        kind="message",
+        blocks=({"type": "text", "text": text},) if text else (),
+        stop_reason="refusal",
+        chunk_size=chunk_size,
+        stop_details=details if stop_details else None,
+    ).with_(**modifiers)
+
+
+def pause_reply(
+    text: str | None = "Let me search for that.",
+    *,
+    query: str = "kitchen renovation ideas",
+    tool_id: str | None = None,
+    with_result: bool = True,
+    **modifiers: Unpack[Modifiers],
+) -> Reply:
+    """A long server-side turn paused by the API: `stop_reason: pause_turn`.
+
+    Optional text, a `server_tool_use` (web search, input streamed as JSON deltas) and,
+    with `with_result`, its `web_search_tool_result` (sent whole at block start).
+    """
+    blocks: list[dict[str, Any]] = []
+    if text is not None:
+        blocks.append({"type": "text", "text": text})
+    server_id = tool_id or _new_id("srvtoolu_")
+    blocks.append(
+        {
+            "type": "server_tool_use",
+            "id": server_id,
+            "name": "web_search",
+            "input": {"query": query},
+        }
+    )
+    if with_result:
+        blocks.append(
+            {
+                "type": "web_search_tool_result",
+                "tool_use_id": server_id,
+                "content": [
+                    {
+                        "type": "web_search_result",
+                        "url": "https://example.com/kitchen",
+                        "title": "Kitchen ideas",
+                        "encrypted_content": "EqkBCioIAhgBIiQ",
+                        "page_age": None,
+                    }
+                ],
+            }
+        )
+    return Reply(kind="message", blocks=tuple(blocks), stop_reason="pause_turn").with_(**modifiers)
+
+
+def cut_tool_reply(
+    name: str,
+    input: dict[str, Any],
+    *,
+    keep: int | float = 0.5,
+    text: str | None = None,
+    tool_id: str | None = None,
+    json_chunk_size: int = 16,
+    **modifiers: Unpack[Modifiers],
+) -> Reply:
+    """A tool call cut by the output limit: its input JSON stops midway, then
+    `content_block_stop`, `message_delta` with `stop_reason: max_tokens`, `message_stop`.
+
+    `keep` is how much of the JSON text is sent: a character count, or a fraction.
+    """
+    payload = json.dumps(input, ensure_ascii=False)
+    count = int(len(payload) * keep) if isinstance(keep, float) else keep
+    if not 0 < count < len(payload):
+        raise ValueError(f"keep must cut the JSON midway (1..{len(payload) - 1} characters)")
+    reply = tool_reply(name, input, text=text, tool_id=tool_id, json_chunk_size=json_chunk_size)
+    blocks = list(reply.blocks)
+    blocks[-1] = {**blocks[-1], "raw_input": payload[:count]}
+    return dataclasses.replace(reply, blocks=tuple(blocks), stop_reason="max_tokens").with_(
+        **modifiers
+    )
+
+
+def invalid_tool_reply(
+    name: str,
+    raw_json: str,
+    *,
+    text: str | None = None,
+    tool_id: str | None = None,
+    json_chunk_size: int = 16,
+    **modifiers: Unpack[Modifiers],
+) -> Reply:
+    """A complete tool call (`stop_reason: tool_use`) whose streamed input is `raw_json`
+    verbatim, typically not valid JSON."""
+    reply = tool_reply(name, {}, text=text, tool_id=tool_id, json_chunk_size=json_chunk_size)
+    blocks = list(reply.blocks)
+    blocks[-1] = {**blocks[-1], "raw_input": raw_json}
+    return dataclasses.replace(reply, blocks=tuple(blocks)).with_(**modifiers)
+
+
+def context_exceeded_reply(
+    text: str = "", *, chunk_size: int = 20, **modifiers: Unpack[Modifiers]
+) -> Reply:
+    """The response filled the model's context window: `model_context_window_exceeded`."""
+    return Reply(
+        kind="message",
+        blocks=({"type": "text", "text": text},) if text else (),
+        stop_reason="model_context_window_exceeded",
+        chunk_size=chunk_size,
+    ).with_(**modifiers)
+
+
+def prompt_too_long_reply(tokens: int = 215_000, maximum: int = _MAX_INPUT_TOKENS) -> Reply:
+    """The real API's 400 for a prompt over the model's context window."""
+    return status_reply(
+        400,
+        error_type="invalid_request_error",
+        message=f"prompt is too long: {tokens} tokens > {maximum} maximum",
+    )
+
+
+MALFORMED_KINDS = (
+    "delta_before_block_start",
+    "delta_for_unknown_index",
+    "message_delta_before_message_start",
+    "block_stop_for_unknown_index",
+    "second_message_start",
+    "text_delta_for_tool_block",
+)
+"""The malformations `malformed_reply` can make."""
+
+
+def malformed_reply(
+    kind: str = "delta_before_block_start", *, model: str = "claude-haiku-4-5"
+) -> Reply:
+    """A stream whose events cannot describe one message (see `MALFORMED_KINDS`).
+
+    Built from a well-formed text (or tool) reply by moving, renumbering or adding
+    events; sent verbatim (`events_reply`), so `model` is written into it here.
+    """
+    if kind == "text_delta_for_tool_block":
+        events = reply_events(tool_reply("read_file", {"path": "a.md"}), model)
+    else:
+        events = reply_events(text_reply("Hello from a broken stream.", chunk_size=8), model)
+    names = [name for name, _ in events]
+    first_start = names.index("content_block_start")
+    first_delta = names.index("content_block_delta")
+    if kind == "delta_before_block_start":
+        events.insert(first_start, events.pop(first_delta))
+    elif kind == "delta_for_unknown_index":
+        name, data = events[first_delta]
+        events[first_delta] = (name, {**data, "index": 7})
+    elif kind == "message_delta_before_message_start":
+        events.insert(0, events.pop(names.index("message_delta")))
+    elif kind == "block_stop_for_unknown_index":
+        stop = names.index("content_block_stop")
+        events[stop] = ("content_block_stop", {"type": "content_block_stop", "index": 3})
+    elif kind == "second_message_start":
+        events.insert(first_delta + 1, copy.deepcopy(events[0]))
+    elif kind == "text_delta_for_tool_block":
+        wrong = {"type": "text_delta", "text": "not JSON"}
+        events.insert(
+            first_delta,
+            ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": wrong}),
+        )
+    else:
+        raise ValueError(f"unknown malformation {kind!r}; see MALFORMED_KINDS")
+    return events_reply(events)
+
+
 # --------------------------------------------------------------------------- pure helpers
 
 
@@ -384,14 +605,22 @@ def reply_events(
                 for part in _chunks(block["thinking"], reply.chunk_size)
             ]
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
-        elif kind == "tool_use":
-            start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            payload = json.dumps(block["input"], ensure_ascii=False)
+        elif kind in ("tool_use", "server_tool_use"):
+            start = {"type": kind, "id": block["id"], "name": block["name"], "input": {}}
+            # `raw_input` (invalid or cut JSON) is streamed as is instead of the input.
+            payload = block.get("raw_input")
+            if payload is None:
+                payload = json.dumps(block["input"], ensure_ascii=False)
             chars += len(payload)
             deltas = [
                 {"type": "input_json_delta", "partial_json": part}
                 for part in _chunks(payload, reply.json_chunk_size)
             ]
+        elif kind in _WHOLE_BLOCKS:
+            # Server-side results arrive whole in content_block_start, with no deltas.
+            start = copy.deepcopy(block)
+            chars += len(json.dumps(block))
+            deltas = []
         else:
             raise ValueError(f"unsupported block type {kind!r}")
         events.append(
@@ -405,16 +634,14 @@ def reply_events(
             for d in deltas
         )
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
-    events.append(
-        (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-                "usage": {"output_tokens": _estimate_tokens(chars)},
-            },
-        )
-    )
+    delta: dict[str, Any] = {"stop_reason": reply.stop_reason, "stop_sequence": None}
+    if reply.stop_details is not None:
+        delta["stop_details"] = copy.deepcopy(reply.stop_details)
+    usage: dict[str, Any] = {"output_tokens": _estimate_tokens(chars)}
+    if reply.usage:
+        start_message["usage"].update(reply.usage)
+        usage.update(reply.usage)
+    events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
     events.append(("message_stop", {"type": "message_stop"}))
     return events
 
@@ -453,10 +680,13 @@ def fold_events(events: Iterable[SSEEvent]) -> dict[str, Any]:
                 json_bufs[data["index"]] = json_bufs.get(data["index"], "") + delta["partial_json"]
         elif name == "content_block_stop" and data["index"] in json_bufs:
             buf = json_bufs.pop(data["index"])
-            blocks[data["index"]]["input"] = json.loads(buf) if buf else {}
+            with contextlib.suppress(ValueError):  # invalid or cut JSON: input stays {}
+                blocks[data["index"]]["input"] = json.loads(buf) if buf else {}
         elif name == "message_delta":
             message["stop_reason"] = data.get("delta", {}).get("stop_reason")
             message["stop_sequence"] = data.get("delta", {}).get("stop_sequence")
+            if "stop_details" in data.get("delta", {}):
+                message["stop_details"] = data["delta"]["stop_details"]
             message["usage"].update(data.get("usage", {}))
     if message is None:
         raise ValueError("no message_start event")
@@ -690,6 +920,12 @@ class _ReplyResponse(Response):
         events = reply_events(reply, self.model, input_tokens=self.input_tokens)
         return [encode_sse([event]) for event in events]
 
+    def _last_unit(self, unit: bytes) -> bytes:
+        """The last unit sent, without its blank line when `final_blank_line` is off."""
+        if self.reply.final_blank_line or self.reply.kind == "raw":
+            return unit
+        return unit.rstrip(b"\n") + b"\n"
+
     async def _send_stream(self, send: Send) -> None:
         reply = self.reply
         units = self._units()
@@ -706,11 +942,14 @@ class _ReplyResponse(Response):
             200,
             {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"},
         )
-        for index, unit in enumerate(units[:limit]):
+        sending = units[:limit]
+        for index, unit in enumerate(sending):
             if index > 0 and reply.delay and await self._pause(reply.delay, send):
                 return self._interrupted()
             if self.interrupt.is_set():
                 return self._interrupted()
+            if index == len(sending) - 1:
+                unit = self._last_unit(unit)
             await self._body(send, unit)
             await asyncio.sleep(0)
         if reply.cut_after is not None:
