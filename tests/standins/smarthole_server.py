@@ -424,6 +424,8 @@ class SmartHoleStandIn:
         self._timers: list[asyncio.TimerHandle] = []
         self._change = asyncio.Event()
         self.notifications = NotificationQueue(self._changed, notification_time_scale)
+        self.on_response: Callable[[RecordedResponse], None] | None = None
+        """Called as each response arrives (a test can kill the client at that instant)."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -868,6 +870,8 @@ class SmartHoleStandIn:
             peer.name, peer.id, message_id, kind, inner, frame, raw, now, delivery, late
         )
         self.responses.append(response)
+        if self.on_response is not None:
+            self.on_response(response)
         if delivery is not None:
             delivery.responses.append(response)
             if delivery.outcome == "pending":
