@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +44,19 @@ def temp_files(vault: Path) -> list[Path]:
     return [p for p in vault.rglob("*") if TEMP_MARKER in p.name]
 
 
+def killer(
+    message_id: str, pid: int, killed: list[RecordedResponse]
+) -> Callable[[RecordedResponse], None]:
+    """SIGKILL `pid` the instant the answer notification for `message_id` arrives."""
+
+    def kill_now(response: RecordedResponse) -> None:
+        if response.message_id == message_id and response.type == "notification" and not killed:
+            killed.append(response)
+            os.kill(pid, signal.SIGKILL)
+
+    return kill_now
+
+
 def test_killed_as_the_answer_leaves_each_message_is_answered_once_and_its_edit_made_once(
     anthropic_api: AnthropicStandIn, hole: ThreadedSmartHole, vault: Path, tmp_path: Path
 ) -> None:
@@ -64,14 +77,9 @@ def test_killed_as_the_answer_leaves_each_message_is_answered_once_and_its_edit_
         killed: list[RecordedResponse] = []
         message_id = f"msg-crash-{n}"
 
-        def kill_now(response: RecordedResponse, mid: str = message_id) -> None:
-            if response.message_id == mid and response.type == "notification" and not killed:
-                killed.append(response)
-                os.kill(serve.process.pid, signal.SIGKILL)
-
-        hole.hole.on_response = kill_now
+        hole.hole.on_response = killer(message_id, serve.process.pid, killed)
         route(hole, f"add {item}", message_id)
-        wait_until(lambda: killed, timeout=30)
+        wait_until(lambda killed=killed: killed, timeout=30)
         serve.process.wait(10)
         hole.hole.on_response = None
         assert killed[0].payload["body"] == f"Added {item}."
