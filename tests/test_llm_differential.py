@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -12,9 +13,13 @@ from tests.llm_helpers import MODEL, client, provider
 from tests.standins.anthropic_api import (
     AnthropicStandIn,
     Reply,
+    context_exceeded_reply,
+    cut_tool_reply,
     encode_sse,
     events_reply,
+    pause_reply,
     raw_reply,
+    refusal_reply,
     reply_events,
     text_reply,
     thinking_reply,
@@ -114,6 +119,13 @@ CORPUS: dict[str, Any] = {
     ),
     "unknown event type": _unknown_event_type,
     "empty tool input": lambda: tool_reply("get_active_note", {}),
+    "refusal with stop_details": lambda: refusal_reply("I can", category="cyber"),
+    "pause_turn with server tool blocks": lambda: pause_reply("Searching."),
+    "tool call cut by max_tokens": lambda: cut_tool_reply(
+        "write_file", {"path": "a.md", "content": "word " * 50}, text="Writing."
+    ),
+    "no final blank line": lambda: text_reply("Whole.", final_blank_line=False),
+    "context window exceeded": lambda: context_exceeded_reply("Half an ans"),
 }
 
 
@@ -125,7 +137,7 @@ def _normalised(message: dict[str, Any]) -> dict[str, Any]:
 async def test_final_message_equals_the_sdks(anthropic_api: AnthropicStandIn, case: str) -> None:
     reply = CORPUS[case]()
     if reply.kind == "message":  # freeze ids, so both clients read the very same bytes
-        reply = events_reply(reply_events(reply, MODEL))
+        reply = dataclasses.replace(reply, kind="events", events=tuple(reply_events(reply, MODEL)))
     anthropic_api.script(reply, reply)
 
     sdk_client = client(anthropic_api)

@@ -480,6 +480,19 @@ async def test_no_newline_at_all_after_message_stop_is_accepted(
     assert len(anthropic_api.requests) == 2
 
 
+async def test_a_body_ending_after_its_stop_reason_is_whole_as_for_the_sdk(
+    anthropic_api: AnthropicStandIn,
+) -> None:
+    """Ended after message_delta (stop reason known, every block closed), before message_stop."""
+    reply = text_reply("Whole answer.")
+    events = reply_events(reply, "m")
+    assert [name for name, _ in events][-2:] == ["message_delta", "message_stop"]
+    anthropic_api.script(reply.with_(end_after=len(events) - 1))
+    response = await provider(anthropic_api, sleep=RecordingSleep()).send(ask())
+    assert response.text == "Whole answer."
+    assert len(anthropic_api.requests) == 1
+
+
 @pytest.mark.parametrize("kind", MALFORMED_KINDS)
 async def test_malformed_event_sequences_are_named_as_such_not_network_problems(
     anthropic_api: AnthropicStandIn, kind: str

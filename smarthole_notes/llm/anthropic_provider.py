@@ -14,6 +14,9 @@ from typing import Any
 
 import anthropic
 import httpx2
+
+# The SDK's own SSE decoder (what `AsyncStream.raw_events` wraps), used directly so the
+# last event of a body that lacks its final blank line can be dispatched too.
 from anthropic._streaming import ServerSentEvent, SSEDecoder
 
 from smarthole_notes.llm.assembly import (

@@ -264,12 +264,7 @@ class AgentService:
         usage: Usage,
     ) -> AgentResult:
         """A final answer: the text, with a note when the output limit cut it short."""
-        stop = response.stop_reason
-        if stop is StopReason.OTHER:
-            log.warning(
-                "Unknown stop reason %r: its text is delivered as the answer",
-                response.raw_stop_reason,
-            )
+        stop = response.stop_reason  # an unknown one was logged by name by the provider
         self._record_final(
             response, NOT_RUN_STOPPED.format(reason=response.raw_stop_reason or "none")
         )
