@@ -6,6 +6,14 @@ from smarthole_notes.smarthole.client import (
     ConnectionStatus,
     SmartHoleClient,
 )
+from smarthole_notes.smarthole.notifications import (
+    NotificationKind,
+    NotificationLimits,
+    NotificationOutcome,
+    NotificationResult,
+    notification_title,
+    touched_note,
+)
 from smarthole_notes.smarthole.protocol import (
     InputMethod,
     Priority,
@@ -20,10 +28,16 @@ __all__ = [
     "Backoff",
     "ConnectionStatus",
     "InputMethod",
+    "NotificationKind",
+    "NotificationLimits",
+    "NotificationOutcome",
+    "NotificationResult",
     "Priority",
     "RoutedMessage",
     "SmartHoleClient",
     "description_problem",
     "name_problem",
+    "notification_title",
+    "touched_note",
     "url_problem",
 ]
