@@ -220,6 +220,20 @@ async def retrospect_ended_conversation(
         tz=tz,
         conversation_id=conversation.id,
     )
-    if result is not None and bus is not None:
+    if result is None:
+        return None
+    try:  # kept in the conversation too, so the chat page shows it after a reload
+        await asyncio.to_thread(
+            store.add_message,
+            conversation.id,
+            "system",
+            result.text,
+            source="system",
+            kind="retrospection",
+            at=result.created_at,
+        )
+    except Exception as exc:
+        log.warning("Could not keep the retrospection in the history: %s", exc)
+    if bus is not None:
         bus.publish(EVENT_TYPE, **result.event_fields())
     return result

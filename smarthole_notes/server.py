@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import socket
@@ -112,7 +113,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
         sock.close()
-        raise ConfigurationError(f"could not listen on {host}:{port} ({exc.strerror})") from exc
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = (
+                ": the port is already in use. Another smarthole-notes may be running (stop "
+                "it first), or choose another port with --port (--port 0 picks a free one)"
+            )
+        raise ConfigurationError(
+            f"could not listen on {host}:{port} ({exc.strerror}){hint}"
+        ) from exc
     sock.listen(128)
     sock.setblocking(False)
     return sock
@@ -212,8 +221,16 @@ async def serve(options: ServeOptions) -> int:
             "Listening on %s: other machines can reach the chat page (the token still guards it)",
             options.host,
         )
-    settings = SettingsHolder(vault, overrides)
-    inbox, store, bus = open_parts(vault)
+    # The port first: a busy port is reported before anything is written to the vault.
+    sock = bind_socket(options.host, options.port)
+    port = int(sock.getsockname()[1])
+    try:
+        token = load_or_create_token(options.token)
+        settings = SettingsHolder(vault, overrides)
+        inbox, store, bus = open_parts(vault)
+    except BaseException:
+        sock.close()
+        raise
     pipeline = Pipeline(vault, settings=settings, inbox=inbox, store=store, bus=bus)
     link = SmartHoleLink(pipeline, bus)
     link.build(settings())
@@ -224,9 +241,6 @@ async def serve(options: ServeOptions) -> int:
     if resolve_api_key() is None:
         log.warning("%s Messages are accepted and kept in the inbox meanwhile.", NO_API_KEY_MESSAGE)
 
-    token = load_or_create_token(options.token)
-    sock = bind_socket(options.host, options.port)
-    port = int(sock.getsockname()[1])
     app = create_app(
         WebContext(
             pipeline=pipeline,

@@ -101,6 +101,8 @@ async def test_an_explicit_ending_writes_a_dated_section_and_publishes_it(
     assert event["title"] == "Adding eggs to the shopping list"
     assert event["conversation_id"] == conversation.id
     assert "Say where shopping lists live." in event["text"]
+    (kept,) = [m for m in store.messages(conversation.id) if m.kind == "retrospection"]
+    assert kept.role == "system" and kept.content == event["text"]  # survives a reload
     body = anthropic_api.requests[0].body
     assert body["model"] == "claude-sonnet-4-6"
     assert not body.get("stream") and "tools" not in body

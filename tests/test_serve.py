@@ -302,3 +302,31 @@ def test_listening_beyond_loopback_needs_an_explicit_flag(tmp_path: Path, vault:
     )
     assert done.returncode == 2
     assert "--allow-remote" in done.stderr
+
+
+def test_a_busy_port_is_explained_and_nothing_is_written_to_the_vault(
+    tmp_path: Path, vault: Path
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+        env.update({"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / ".config")})
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "smarthole_notes", "serve", "--vault", str(vault)),
+                *("--port", str(port), "--no-smarthole"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert "already in use" in result.stderr and "--port 0" in result.stderr
+    assert "Another smarthole-notes may be running" in result.stderr
+    assert list(vault.iterdir()) == []
