@@ -281,7 +281,8 @@ async def test_saved_key_is_private_and_processes_the_messages_that_waited_for_i
         path = credentials_path()
         mode = stat.S_IMODE(path.stat().st_mode)
     assert waiting["code"] == "no_api_key"
-    assert [(m["id"], m["state"]) for m in inbox] == [(message_id, "waiting")]
+    assert [(m["id"], m["state"]) for m in inbox] == [(message_id, "waiting_for_key")]
+    assert "API key" in inbox[0]["error"] and inbox[0]["next_attempt_at"] is None
     assert mode == 0o600 and not path.is_relative_to(vault)
 
 

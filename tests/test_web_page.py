@@ -248,7 +248,9 @@ async def test_smarthole_messages_appear_live_with_their_source(
         await hole.route(CLIENT_NAME, "typed on the phone", input_method="text")
         await expect(user.nth(1).locator(".source")).to_have_text("text")
         await hole.stop()
-        await expect(page.locator("#smarthole-status")).to_contain_text("SmartHole: disconnected")
+        await expect(page.locator("#smarthole-status")).to_contain_text(
+            re.compile(r"SmartHole: (disconnected|not running \(retrying\))")
+        )
 
 
 async def test_stop_brings_send_back_within_a_second_keeping_the_message(

@@ -27,7 +27,7 @@ from smarthole_notes.conversations.store import (
     MessageNotFoundError,
     StoredMessage,
 )
-from smarthole_notes.inbox import InboxMessage
+from smarthole_notes.inbox import InboxMessage, MessageState
 from smarthole_notes.llm.errors import LLMError
 from smarthole_notes.settings import (
     SETTING_KEYS,
@@ -90,6 +90,10 @@ def _describe(error: ValidationError) -> str:
             return f"{where} is too long (at most {error.validator_value} characters)"
         case "minLength":
             return f"{where} must not be empty"
+        case "minItems":
+            return f"{where} must have at least {error.validator_value} item(s)"
+        case "maxItems":
+            return f"{where} must have at most {error.validator_value} items"
         case "required" | "additionalProperties":
             return error.message
         case "const" | "enum":
@@ -124,7 +128,9 @@ async def read_json(request: Request, schema: Mapping[str, Any]) -> dict[str, An
         _fail(400, "the body is not valid JSON")
     errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        _fail(400, _describe(errors[0]))
+        path = list(errors[0].absolute_path)
+        # The field at fault, so the page can mark it (the settings form does).
+        _fail(400, _describe(errors[0]), key=str(path[0]) if path else None)
     if not isinstance(data, dict):
         _fail(400, "the body must be a JSON object")
     _check_unicode(data)
@@ -135,11 +141,28 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def message_json(message: StoredMessage, inbox_ids: Mapping[int, str | None]) -> dict[str, Any]:
+def state_json(state: MessageState) -> dict[str, Any]:
+    """A waiting message's state as the API shows it (times in UTC, ISO 8601)."""
     return {
+        "state": state.state,
+        "next_attempt_at": _iso(state.next_attempt_at),
+        "error": state.error,
+        "attempts": state.attempts,
+    }
+
+
+def message_json(
+    message: StoredMessage,
+    inbox_ids: Mapping[int, str | None],
+    states: Mapping[str, MessageState] | None = None,
+) -> dict[str, Any]:
+    """One stored message; a user message still in the inbox carries its state too (so the
+    page shows "waiting for an API key", "failed, next try at 10:42"... after a reload)."""
+    body: dict[str, Any] = {
         "id": message.row_id,
         "conversation_id": message.conversation_id,
         "role": message.role,
+        "kind": message.kind,
         "content": message.content,
         "source": message.source,
         "input_method": message.input_method,
@@ -151,10 +174,20 @@ def message_json(message: StoredMessage, inbox_ids: Mapping[int, str | None]) ->
             inbox_ids.get(message.reply_to) if message.reply_to is not None else None
         ),
     }
+    if message.role == "user":
+        state = (states or {}).get(message.message_id or "")
+        body.update(
+            state_json(state)
+            if state is not None
+            else {"state": None, "next_attempt_at": None, "error": None}
+        )
+    return body
 
 
 def conversation_json(
-    conversation: Conversation, messages: list[StoredMessage] | None = None
+    conversation: Conversation,
+    messages: list[StoredMessage] | None = None,
+    states: Mapping[str, MessageState] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": conversation.id,
@@ -169,7 +202,7 @@ def conversation_json(
     }
     if messages is not None:
         inbox_ids = {m.row_id: m.message_id for m in messages}
-        body["messages"] = [message_json(m, inbox_ids) for m in messages]
+        body["messages"] = [message_json(m, inbox_ids, states) for m in messages]
     return body
 
 
@@ -234,6 +267,10 @@ class Api:
         return {
             "smarthole": self.smarthole_state(),
             **self.live.snapshot(),
+            "states": {
+                message_id: state_json(state)
+                for message_id, state in self.ctx.pipeline.message_states().items()
+            },
             "api_key": self.ctx.api_key_state()[0],
             "model": settings.model,
             "undo_available": self.undo_available(),
@@ -328,11 +365,13 @@ class Api:
         before = _query_time(params.get("before"), "before")
         with_messages = _query_bool(params.get("messages"), "messages")
         store = self.ctx.store
+        states = self.ctx.pipeline.message_states()
 
         def load() -> list[dict[str, Any]]:
             found = store.list_conversations(before=before, limit=limit)
             return [
-                conversation_json(c, store.messages(c.id) if with_messages else None) for c in found
+                conversation_json(c, store.messages(c.id) if with_messages else None, states)
+                for c in found
             ]
 
         page = await asyncio.to_thread(load)
@@ -342,12 +381,13 @@ class Api:
     async def conversation(self, request: Request) -> Response:
         conversation_id: str = request.path_params["conversation_id"]
         store = self.ctx.store
+        states = self.ctx.pipeline.message_states()
 
         def load() -> dict[str, Any] | None:
             found = store.get(conversation_id)
             if found is None:
                 return None
-            return conversation_json(found, store.messages(found.id))
+            return conversation_json(found, store.messages(found.id), states)
 
         try:
             body = await asyncio.to_thread(load)
@@ -376,6 +416,11 @@ class Api:
             "api_key": {"status": status, "source": source},
             "overridden": sorted(overrides) if isinstance(overrides, Mapping) else [],
             "problems": [p.message for p in loaded.problems],
+            "invalid": {
+                p.key: p.message
+                for p in loaded.problems
+                if p.kind == "invalid_value" and p.key is not None
+            },
         }
 
     async def get_settings(self, request: Request) -> Response:
@@ -479,14 +524,11 @@ class Api:
             return [m for m in self.ctx.pipeline.inbox.pending() if not store.is_processed(m.id)]
 
         pending = await asyncio.to_thread(unanswered)
-        queued = set(self.live.queued)
+        states = self.ctx.pipeline.message_states()
 
-        def state(message: InboxMessage) -> str:
-            if message.id == self.live.processing:
-                return "processing"
-            if message.id in queued:
-                return "queued"
-            return "failed" if message.last_error else "waiting"
+        def state(message: InboxMessage) -> dict[str, Any]:
+            # The pipeline's picture (it knows "processing"), else what the file says.
+            return state_json(states.get(message.id) or message.view())
 
         return JSONResponse(
             {
@@ -497,9 +539,8 @@ class Api:
                         "source": m.source,
                         "input_method": str(m.metadata.get("inputMethod", "typed")),
                         "timestamp": m.timestamp,
-                        "attempts": m.attempts,
                         "last_error": m.last_error,
-                        "state": state(m),
+                        **state(m),
                     }
                     for m in pending
                 ]
@@ -507,11 +548,16 @@ class Api:
         )
 
     async def process_again(self, request: Request) -> Response:
+        """Queue it again; without a key it waits for one (the answer says which)."""
         message_id: str = request.path_params["message_id"]
         await read_json(request, openapi.EMPTY)
         if not await self.ctx.pipeline.reprocess(message_id):
             _fail(404, "that message is not in the inbox (it may have been processed)")
-        return JSONResponse({"id": message_id}, status_code=202)
+        state = self.ctx.pipeline.message_state(message_id)
+        body: dict[str, Any] = {"id": message_id}
+        if state is not None:
+            body.update(state_json(state))
+        return JSONResponse(body, status_code=202)
 
     async def events_not_websocket(self, request: Request) -> Response:
         return JSONResponse(

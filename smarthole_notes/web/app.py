@@ -63,7 +63,7 @@ def create_app(ctx: WebContext) -> Starlette:
     tracker). Access control wraps everything (see `security.py`).
     """
     policy = AccessPolicy(token=ctx.token, host_names=ctx.host_names(), port=ctx.port)
-    live = LiveState(ctx.bus, ctx.pipeline.inbox)
+    live = LiveState(ctx.bus, ctx.pipeline.inbox, ctx.pipeline.message_states)
     api = Api(ctx, live)
     document = openapi_document(ctx.version, ctx.port)
 

@@ -1,13 +1,16 @@
 """What the pipeline is doing right now, followed from its events, and the live WebSocket.
 
-The pipeline publishes `queued` when a message enters its queue and `response`, `error` or
+The pipeline publishes `message_state` whenever a message's state changes (queued,
+processing, waiting for a key, retry scheduled, failed, refused, or `done` when it left the
+inbox), besides `queued` when a message enters its queue and `response`, `error` or
 `cancelled` when processing ends; it works one message at a time, oldest first. So the
 queue as the page must show it (the one being processed, the ones waiting) follows from
-those events alone, without reaching into the pipeline. `LiveState` keeps that picture and
-republishes it as `queue_state` whenever it changes, so every page shows the same thing.
+those events alone. `LiveState` keeps that picture and republishes it as `queue_state`
+whenever it changes, so every page shows the same thing, and the page's working state
+("Working…", Stop) is only on while a message really is queued or processing.
 
-A message can leave the pipeline without an event (it turned out to be a duplicate); a
-light check against the inbox, while anything is in flight, drops such ids.
+A message can leave the queue without an event we see; while anything is in flight, a
+light check against the pipeline's states (or the inbox) drops such ids.
 """
 
 from __future__ import annotations
@@ -16,17 +19,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from smarthole_notes.bus import Event, EventBus
-from smarthole_notes.inbox import Inbox
+from smarthole_notes.inbox import Inbox, MessageState
 
 log = logging.getLogger(__name__)
 
 TERMINAL_EVENTS = frozenset({"response", "error", "cancelled"})
+IN_FLIGHT = frozenset({"queued", "processing"})
+"""The states in which a message is in the pipeline's queue (the page is working)."""
 PRUNE_SECONDS = 2.0
 _CLOSED: Event = {"type": "__closed__"}
 
@@ -34,9 +39,16 @@ _CLOSED: Event = {"type": "__closed__"}
 class LiveState:
     """The queue as seen from the bus: `processing` (head) and `queued` (the rest)."""
 
-    def __init__(self, bus: EventBus, inbox: Inbox) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        inbox: Inbox,
+        states: Callable[[], Mapping[str, MessageState]] | None = None,
+    ) -> None:
+        """`states` is the pipeline's `message_states` (the truth for pruning)."""
         self._bus = bus
         self._inbox = inbox
+        self._states = states
         self._order: list[str] = []
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -62,10 +74,30 @@ class LiveState:
         message_id = event.get("message_id")
         if not isinstance(message_id, str):
             return False
+        if kind == "message_state":
+            return self._follow_state(message_id, event.get("state"))
         if kind == "queued" and message_id not in self._order:
             self._order.append(message_id)
             return True
         if kind in TERMINAL_EVENTS and message_id in self._order:
+            self._order.remove(message_id)
+            return True
+        return False
+
+    def _follow_state(self, message_id: str, state: object) -> bool:
+        if state == "processing":
+            if self._order[:1] == [message_id]:
+                return False
+            if message_id in self._order:
+                self._order.remove(message_id)
+            self._order.insert(0, message_id)
+            return True
+        if state == "queued":
+            if message_id in self._order:
+                return False
+            self._order.append(message_id)
+            return True
+        if message_id in self._order:  # waiting for a key, failed, refused, done...
             self._order.remove(message_id)
             return True
         return False
@@ -105,11 +137,15 @@ class LiveState:
                 self._subscribed.clear()
 
     async def prune(self) -> bool:
-        """Drop ids that are no longer in the inbox (left without an event); True if any."""
+        """Drop ids no longer queued or processing (left without an event we saw); True if any."""
         if not self._order:
             return False
         ids = list(self._order)
-        present = await asyncio.to_thread(lambda: {i for i in ids if i in self._inbox})
+        if self._states is not None:
+            states = self._states()
+            present = {i for i in ids if (s := states.get(i)) is not None and s.state in IN_FLIGHT}
+        else:
+            present = await asyncio.to_thread(lambda: {i for i in ids if i in self._inbox})
         gone = [i for i in ids if i not in present and i in self._order]
         for message_id in gone:
             self._order.remove(message_id)

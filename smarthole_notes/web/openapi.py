@@ -36,6 +36,14 @@ SETTING_SCHEMAS: Final[dict[str, Schema]] = {
     "auto_commit_after_processing": {"type": "boolean"},
     "verbose_logging": {"type": "boolean"},
     "stream_idle_timeout_seconds": {"type": "number"},
+    "retry_failed_messages_minutes": {
+        "type": "array",
+        "items": {"type": "number"},
+        "minItems": 1,
+        "maxItems": 10,
+        "description": "minutes between automatic retries of a message that failed for a "
+        "transient reason, each counted from the previous failure; ascending, 0.05 to 10080",
+    },
 }
 assert set(SETTING_SCHEMAS) == set(SETTING_KEYS), "document every setting"
 
@@ -87,6 +95,34 @@ _ERROR: Final[Schema] = {
     "required": ["error"],
     "properties": {"error": {"type": "string"}, "key": {"type": "string"}},
 }
+_STATE_NAMES: Final = [
+    "queued",
+    "processing",
+    "waiting_for_key",
+    "retry_scheduled",
+    "failed",
+    "refused",
+]
+_STATE_FIELDS: Final[dict[str, Schema]] = {
+    "state": {
+        "enum": _STATE_NAMES,
+        "description": "queued; processing; waiting_for_key (processed as soon as a key is "
+        "set); retry_scheduled (failed for a transient reason, tried again at "
+        "`next_attempt_at`); failed (waits for the user: process again); refused (Claude "
+        "declined it; waits for the user)",
+    },
+    "next_attempt_at": {
+        **_NULLABLE_TIME,
+        "description": "when the next automatic try is due (UTC), for retry_scheduled",
+    },
+    "error": {**_NULLABLE_STRING, "description": "what the user was told about the last failure"},
+    "attempts": {"type": "integer", "description": "how many times processing started"},
+}
+_MESSAGE_STATE: Final[Schema] = {
+    "type": "object",
+    "required": ["state", "next_attempt_at", "error"],
+    "properties": _STATE_FIELDS,
+}
 _TOOL_USE: Final[Schema] = {
     "type": "object",
     "required": ["name", "input_summary", "is_error", "summary"],
@@ -104,6 +140,12 @@ _MESSAGE: Final[Schema] = {
         "id": {"type": "integer", "description": "row id in the history"},
         "conversation_id": {"type": "string"},
         "role": {"enum": ["user", "assistant", "system"]},
+        "kind": {
+            "enum": ["request", "answer", "refusal", "update", "question", "retrospection"],
+            "description": "request (the user's); answer; refusal (Claude declined: not an "
+            "answer); update and question (sent by the agent mid-task); retrospection (a "
+            "system note on the ended conversation)",
+        },
         "content": {"type": "string"},
         "source": {"enum": ["chat", "smarthole", "system"]},
         "input_method": {"enum": ["typed", "voice", "text", None]},
@@ -115,6 +157,14 @@ _MESSAGE: Final[Schema] = {
         "created_at": _TIME,
         "reply_to": {"type": ["integer", "null"]},
         "reply_to_message_id": _NULLABLE_STRING,
+        "state": {
+            "enum": [*_STATE_NAMES, None],
+            "description": "user messages: the state while still in the inbox, else null "
+            "(answered, stopped or deleted)",
+        },
+        "next_attempt_at": _STATE_FIELDS["next_attempt_at"],
+        "error": _STATE_FIELDS["error"],
+        "attempts": _STATE_FIELDS["attempts"],
     },
 }
 _CONVERSATION: Final[Schema] = {
@@ -156,21 +206,29 @@ _SETTINGS_VIEW: Final[Schema] = {
             "description": "keys a command-line flag sets for this run",
         },
         "problems": {"type": "array", "items": {"type": "string"}},
+        "invalid": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "keys whose value in settings.toml is invalid (the default is in "
+            "effect and shown), with the problem; saving from the page writes the shown value",
+        },
         "warning": {"type": "string"},
     },
 }
 _INBOX_MESSAGE: Final[Schema] = {
     "type": "object",
-    "required": ["id", "text", "source", "timestamp", "attempts", "state"],
+    "required": ["id", "text", "source", "timestamp", "attempts", "state", "next_attempt_at"],
     "properties": {
         "id": {"type": "string"},
         "text": {"type": "string"},
         "source": {"enum": ["chat", "smarthole"]},
         "input_method": {"type": "string"},
         "timestamp": {"type": "string"},
-        "attempts": {"type": "integer"},
-        "last_error": _NULLABLE_STRING,
-        "state": {"enum": ["processing", "queued", "failed", "waiting"]},
+        "last_error": {
+            **_NULLABLE_STRING,
+            "description": "the last failure's code and detail, for diagnosis",
+        },
+        **_STATE_FIELDS,
     },
 }
 _STATUS: Final[Schema] = {
@@ -186,6 +244,11 @@ _STATUS: Final[Schema] = {
         },
         "processing": _NULLABLE_STRING,
         "queued": {"type": "array", "items": {"type": "string"}},
+        "states": {
+            "type": "object",
+            "additionalProperties": {"$ref": "#/components/schemas/MessageState"},
+            "description": "every message still in the inbox, by id",
+        },
         "api_key": {"enum": ["set", "not set"]},
         "model": {"type": "string"},
         "undo_available": {"type": "boolean"},
@@ -200,6 +263,8 @@ _EVENT: Final[Schema] = {
         "One live event. `type` is one of: `hello` (sent first: the same fields as "
         "GET /api/status), `message_received` (message_id, text, source, input_method, "
         "timestamp), `queued` (message_id, position), `queue_state` (processing, queued), "
+        "`message_state` (message_id, state, next_attempt_at, error; state `done` when the "
+        "message left the inbox), "
         "`agent_message` (message_id, text, is_question), `text_delta` (message_id, text), "
         "`stream_restarted` (message_id), `tool_started` (message_id, tool, input), "
         "`tool_finished` (message_id, tool, is_error, summary), `response` (message_id, text, "
@@ -415,18 +480,19 @@ def openapi_document(version: str, port: int = 0) -> dict[str, Any]:
             "/api/inbox": {
                 "get": {
                     "operationId": "listInbox",
-                    "summary": "Messages still in the inbox (queued, processing, failed, waiting)",
+                    "summary": "Messages still in the inbox, each with its state and next try",
                     "responses": {**_ok("pending", "schemas/Inbox"), **_errors()},
                 }
             },
             "/api/inbox/{message_id}/process": {
                 "post": {
                     "operationId": "processAgain",
-                    "summary": "Queue an inbox message again (process again)",
+                    "summary": "Queue an inbox message again (process again); without an API "
+                    "key it waits for one instead (its state in the answer says which)",
                     "parameters": [_path_id("message_id", "inbox id")],
                     "requestBody": _json_body({"$ref": "#/components/schemas/Empty"}),
                     "responses": {
-                        **_ok("queued", "schemas/Accepted", "202"),
+                        **_ok("queued, or waiting for a key", "schemas/Reprocessed", "202"),
                         **_errors(*_CHANGES, 404),
                     },
                 }
@@ -482,6 +548,12 @@ def openapi_document(version: str, port: int = 0) -> dict[str, Any]:
                     "properties": {"cancelled": {"type": "boolean"}},
                 },
                 "ToolUse": _TOOL_USE,
+                "MessageState": _MESSAGE_STATE,
+                "Reprocessed": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {"id": {"type": "string"}, **_STATE_FIELDS},
+                },
                 "Message": _MESSAGE,
                 "Conversation": _CONVERSATION,
                 "ConversationPage": {

@@ -10,6 +10,7 @@ const HISTORY_PAGE = 5;
 const state = {
   processing: null, // inbox id being processed now
   queued: new Set(), // inbox ids waiting
+  messageStates: new Map(), // inbox id -> {state, next_attempt_at, error}: messages still in the inbox
   vault: "",
   undoAvailable: false,
   nextBefore: undefined, // undefined: not loaded yet; null: no older conversations
@@ -80,6 +81,14 @@ function localTime(iso) {
   const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   const day = date.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" });
   return { short: sameDay ? time : `${day}, ${time}`, full: date.toLocaleString(), iso: date.toISOString() };
+}
+
+function clockTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (date.toDateString() === new Date().toDateString()) return time;
+  return `${date.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" })}, ${time}`;
 }
 
 function timeElement(iso) {
@@ -267,11 +276,43 @@ function systemMessage(message, title) {
   return node;
 }
 
-function messageNode(message) {
-  if (message.role === "user") return userMessage(message);
-  if (message.role === "assistant") return assistantMessage(message);
+function messageNode(message, conversation) {
+  if (message.role === "user") {
+    if (message.message_id && message.state) state.messageStates.set(message.message_id, stateOf(message));
+    return userMessage(message);
+  }
+  if (message.role === "assistant") {
+    if (message.kind === "refusal") return refusalMessage(message.reply_to_message_id, message.content, message.created_at);
+    if (message.kind === "update" || message.kind === "question") {
+      return agentMessageNode(message.reply_to_message_id, message.content, message.kind === "question", message.created_at);
+    }
+    return assistantMessage(message);
+  }
+  if (message.kind === "retrospection") {
+    return systemMessage(message, (conversation && conversation.title) || retrospectionTitle(message));
+  }
   const retro = /^#*\s*retrospection/i.test(message.content || "");
   return systemMessage(message, retro ? retrospectionTitle(message) : undefined);
+}
+
+// A refusal: Claude declined the request. Shown as such, never as an answer.
+function refusalMessage(messageId, text, createdAt) {
+  const body = el("div", { class: "msg-body plain", text });
+  const node = el(
+    "article",
+    { class: "msg refusal", "aria-label": "Refused", dataset: { replyTo: messageId || "", refusal: "true" } },
+    el(
+      "div",
+      { class: "msg-meta" },
+      el("span", { class: "who", text: "Assistant" }),
+      el("span", { class: "badge refused", text: "refused" }),
+      timeElement(createdAt),
+    ),
+    body,
+  );
+  node.rawText = text;
+  node.append(actionBar(copyButton(() => node.rawText)));
+  return node;
 }
 
 function retrospectionTitle(message) {
@@ -289,7 +330,7 @@ function conversationSection(conversation) {
   const when = el("span", { class: "when" }, timeElement(conversation.started_at));
   section.append(el("header", { class: "boundary" }, heading, when), el("div", { class: "messages" }));
   section.setAttribute("aria-label", title);
-  for (const message of conversation.messages || []) section.lastChild.append(messageNode(message));
+  for (const message of conversation.messages || []) section.lastChild.append(messageNode(message, conversation));
   return section;
 }
 
@@ -323,6 +364,7 @@ async function loadHistory(keepLive = true) {
   }
   state.nextBefore = page.next_before;
   updateOlder();
+  applyAllStates();
   refreshBadges();
   scrollToBottom(true);
 }
@@ -343,6 +385,7 @@ async function loadOlder() {
         container.prepend(conversationSection(conversation));
       }
     }
+    applyAllStates();
     box.scrollTop = box.scrollHeight - fromBottom;
     state.nextBefore = page.next_before;
   } catch (error) {
@@ -410,6 +453,110 @@ function setQueue(processing, queued) {
   state.queued = new Set(queued || []);
   refreshBadges();
   refreshWorking();
+}
+
+// ------------------------------------------------------------------ message states
+
+const WAITING_STATES = new Set(["waiting_for_key", "retry_scheduled", "failed", "refused"]);
+
+function stateOf(source) {
+  return { state: source.state, next_attempt_at: source.next_attempt_at || null, error: source.error || null };
+}
+
+function stateLabel(st) {
+  switch (st.state) {
+    case "waiting_for_key":
+      return "waiting for an API key";
+    case "retry_scheduled":
+      return st.next_attempt_at ? `failed, next try at ${clockTime(st.next_attempt_at)}` : "failed, will be tried again";
+    case "processing":
+      return "processing";
+    default:
+      return st.state;
+  }
+}
+
+function setMessageState(messageId, st) {
+  if (!messageId) return;
+  if (!st || !st.state || st.state === "done") state.messageStates.delete(messageId);
+  else state.messageStates.set(messageId, stateOf(st));
+  applyState(messageId);
+  // A message that is no longer queued or processing leaves the page idle: never a stuck
+  // "Working…" (e.g. Process again while no key is set).
+  const now = state.messageStates.get(messageId);
+  if (now && WAITING_STATES.has(now.state) && (state.processing === messageId || state.queued.has(messageId))) {
+    dropStream(messageId);
+    finish(messageId);
+  }
+}
+
+function applyAllStates() {
+  for (const node of document.querySelectorAll(".msg.user")) applyState(node.dataset.messageId);
+}
+
+// The user's message shows its state (badge) and, while it waits after a failure, what the
+// user was told, with "Process again".
+function applyState(messageId) {
+  if (!messageId) return;
+  const st = state.messageStates.get(messageId);
+  const user = findUser(messageId);
+  if (user) {
+    let badge = user.querySelector(".badge.state");
+    const shown = st && st.state !== "queued" ? st : null; // queued: refreshBadges owns it
+    if (shown) {
+      if (!badge) {
+        badge = el("span", { class: "badge state" });
+        user.querySelector(".msg-meta").append(badge);
+      }
+      badge.className = `badge state ${shown.state.replaceAll("_", "-")}`;
+      badge.textContent = stateLabel(shown);
+      badge.dataset.state = shown.state;
+    } else if (badge) {
+      badge.remove();
+    }
+  }
+  let note = document.querySelector(`.msg.error-note[data-state-of="${cssEscape(messageId)}"]`);
+  const refusalShown = st && st.state === "refused" && findRefusal(messageId);
+  if (st && WAITING_STATES.has(st.state) && st.error && !refusalShown) {
+    if (!note) {
+      note = failureNote(messageId);
+      if (user) lastOfExchange(user).after(note);
+      else activeMessages().append(note);
+    }
+    note.querySelector(".note-text").textContent = st.error;
+    note.dataset.state = st.state;
+  } else if (note) {
+    note.remove();
+  }
+}
+
+function findRefusal(messageId) {
+  return document.querySelector(`.msg.refusal[data-reply-to="${cssEscape(messageId)}"]`);
+}
+
+function failureNote(messageId) {
+  return el(
+    "div",
+    { class: "msg error-note", role: "alert", dataset: { replyTo: messageId, stateOf: messageId } },
+    el("span", { class: "note-text" }),
+    el("button", {
+      type: "button",
+      class: "plain process-again",
+      text: "Process again",
+      onclick: () => processAgain(messageId),
+    }),
+  );
+}
+
+async function processAgain(messageId) {
+  try {
+    const result = await api("POST", `/api/inbox/${encodeURIComponent(messageId)}/process`, {});
+    if (result.state) setMessageState(messageId, result);
+    notice(result.state === "waiting_for_key" ? "Waiting for an API key: set one in Settings." : "Queued again");
+  } catch (error) {
+    notice(error.message);
+  }
+  refreshInboxCount();
 }
 
 function refreshBadges() {
@@ -531,6 +678,7 @@ function onResponse(event) {
     if (user) lastOfExchange(user).after(node);
     else activeMessages().append(node);
   }
+  setMessageState(event.message_id, null);
   finish(event.message_id);
   scrollToBottom();
   syncActive(event.message_id);
@@ -562,17 +710,29 @@ function onCancelled(event) {
 }
 
 function onError(event) {
-  dropStream(event.message_id);
-  const note = el(
-    "div",
-    { class: "msg error-note", role: "alert", dataset: { replyTo: event.message_id || "" } },
-    el("span", { text: event.message || "Something went wrong." }),
-  );
-  const user = event.message_id ? findUser(event.message_id) : null;
-  if (user) lastOfExchange(user).after(note);
-  else activeMessages().append(note);
+  const id = event.message_id;
+  dropStream(id);
+  const user = id ? findUser(id) : null;
+  const text = event.message || "Something went wrong.";
+  if (user && event.code === "refused") {
+    if (!findRefusal(id)) lastOfExchange(user).after(refusalMessage(id, text, new Date().toISOString()));
+    const known = state.messageStates.get(id);
+    setMessageState(id, { state: "refused", error: text, ...(known && known.state === "refused" ? known : {}) });
+  } else if (user) {
+    // The message's state (message_state) says the rest: waiting for a key, next try, failed.
+    const known = state.messageStates.get(id);
+    if (known && WAITING_STATES.has(known.state)) setMessageState(id, { ...known, error: text });
+    else setMessageState(id, { state: event.code === "no_api_key" ? "waiting_for_key" : "failed", error: text });
+  } else {
+    const note = el(
+      "div",
+      { class: "msg error-note", role: "alert", dataset: { replyTo: id || "" } },
+      el("span", { class: "note-text", text }),
+    );
+    activeMessages().append(note);
+  }
   if (event.code === "no_api_key") showBanner("no-key");
-  finish(event.message_id);
+  finish(id);
   scrollToBottom();
   refreshInboxSoon();
 }
@@ -591,26 +751,32 @@ function onMessageReceived(event) {
   scrollToBottom(event.source === "chat");
 }
 
-function onAgentMessage(event) {
+// A message the agent sent mid-task (send_message): live, and from the history after a reload.
+function agentMessageNode(messageId, text, isQuestion, createdAt) {
   const node = el(
     "article",
     {
-      class: `msg agent-message${event.is_question ? " question" : ""}`,
-      "aria-label": event.is_question ? "Question from the assistant" : "Message from the assistant",
-      dataset: { replyTo: event.message_id },
+      class: `msg agent-message${isQuestion ? " question" : ""}`,
+      "aria-label": isQuestion ? "Question from the assistant" : "Message from the assistant",
+      dataset: { replyTo: messageId || "" },
     },
     el(
       "div",
       { class: "msg-meta" },
       el("span", { class: "who", text: "Assistant" }),
-      event.is_question ? el("span", { class: "badge question", text: "Question" }) : null,
-      timeElement(null),
+      isQuestion ? el("span", { class: "badge question", text: "Question" }) : null,
+      timeElement(createdAt),
     ),
   );
   const body = el("div", { class: "msg-body markdown" });
-  renderMarkdown(body, event.text);
-  node.rawText = event.text;
+  renderMarkdown(body, text);
+  node.rawText = text;
   node.append(body, actionBar(copyButton(() => node.rawText)));
+  return node;
+}
+
+function onAgentMessage(event) {
+  const node = agentMessageNode(event.message_id, event.text, event.is_question, null);
   const answer = findAnswer(event.message_id);
   const user = findUser(event.message_id);
   if (answer) answer.before(node);
@@ -759,11 +925,23 @@ function setupComposer() {
 
 // ------------------------------------------------------------------ header: status, model
 
+// SmartHole simply not running (nothing listens at its address) is the normal case for a
+// user without it: a quiet grey "not running", with the way to turn the connection off.
+// Red stays for real problems (a refused registration, a broken connection).
+function smartHoleAbsent(status, detail) {
+  return status === "disconnected" && /^cannot reach SmartHole\b/.test(detail || "");
+}
+
 function setSmartHole(status, detail) {
   const pill = $("#smarthole-status");
-  pill.dataset.status = status;
-  pill.querySelector(".status-text").textContent = `SmartHole: ${status}`;
-  pill.title = detail || "";
+  const absent = smartHoleAbsent(status, detail);
+  pill.dataset.status = absent ? "absent" : status;
+  pill.querySelector(".status-text").textContent = absent ? "SmartHole: not running (retrying)" : `SmartHole: ${status}`;
+  const hint = pill.querySelector(".status-hint");
+  hint.hidden = !absent;
+  pill.title = absent
+    ? `${detail}. Not using SmartHole? Turn off "Connect to SmartHole" in Settings.`
+    : detail || "";
 }
 
 async function loadModels() {
@@ -834,7 +1012,7 @@ function refreshInboxSoon() {
 async function refreshInboxCount() {
   try {
     const data = await api("GET", "/api/inbox");
-    const waiting = data.messages.filter((m) => m.state === "failed" || m.state === "waiting").length;
+    const waiting = data.messages.filter((m) => WAITING_STATES.has(m.state)).length;
     const count = $("#inbox-count");
     count.textContent = String(waiting);
     count.hidden = waiting === 0;
@@ -847,7 +1025,6 @@ async function refreshInboxCount() {
 
 function renderInbox(messages) {
   const list = $("#inbox-list");
-  const labels = { processing: "processing now", queued: "queued", failed: "failed", waiting: "waiting" };
   list.replaceChildren(
     ...messages.map((m) =>
       el(
@@ -856,26 +1033,23 @@ function renderInbox(messages) {
         el(
           "div",
           { class: "msg-meta" },
-          el("span", { class: "badge", text: labels[m.state] || m.state }),
+          el("span", {
+            class: `badge state ${m.state.replaceAll("_", "-")}`,
+            text: m.state === "processing" ? "processing now" : stateLabel(m),
+          }),
           el("span", { class: "source", text: m.source === "smarthole" ? `SmartHole (${m.input_method})` : "chat" }),
           timeElement(m.timestamp || null),
           m.attempts ? el("span", { text: `${m.attempts} attempt${m.attempts === 1 ? "" : "s"}` }) : null,
         ),
         el("div", { class: "inbox-text", text: m.text }),
-        m.last_error ? el("p", { class: "inbox-error", text: m.last_error }) : null,
+        m.error ? el("p", { class: "inbox-error", text: m.error }) : null,
         el("button", {
           type: "button",
           text: "Process again",
           disabled: m.state === "processing" || m.state === "queued" || undefined,
           onclick: async (event) => {
             event.target.disabled = true;
-            try {
-              await api("POST", `/api/inbox/${encodeURIComponent(m.id)}/process`, {});
-              notice("Queued again");
-            } catch (error) {
-              notice(error.message);
-            }
-            refreshInboxCount();
+            await processAgain(m.id);
           },
         }),
       ),
@@ -902,6 +1076,12 @@ const FIELDS = [
   { key: "model", label: "Model ID", type: "text", list: "model-options", hint: "The model for the agent; the header's selector sets it too." },
   { key: "information_architecture", label: "Information architecture", type: "textarea", hint: "How you want the vault organised: guidance for the agent." },
   { key: "stream_idle_timeout_seconds", label: "Stream idle timeout (seconds)", type: "number", step: "any", hint: "A silent stream is abandoned and retried after this long." },
+  {
+    key: "retry_failed_messages_minutes",
+    label: "Automatic retries (minutes)",
+    type: "list",
+    hint: "When a message that failed for a transient reason (Anthropic overloaded, rate limited, a server or network error) is tried again, in minutes after its previous failure, e.g. 1, 5, 15, 60, 240. After the last it waits for you.",
+  },
   { key: "verbose_logging", label: "Verbose logging", type: "checkbox" },
   { legend: "SmartHole" },
   { key: "enable_smarthole_connection", label: "Connect to SmartHole", type: "checkbox" },
@@ -939,7 +1119,8 @@ function buildSettingsForm() {
       input = el("input", {
         id,
         name: field.key,
-        type: field.type,
+        type: field.type === "list" ? "text" : field.type,
+        inputmode: field.type === "list" ? "decimal" : undefined,
         step: field.step,
         list: field.list,
         "aria-describedby": describedBy,
@@ -947,6 +1128,7 @@ function buildSettingsForm() {
       });
     }
     input.dataset.key = field.key;
+    if (field.type === "list") input.dataset.list = "true";
     const wrapper = el("div", { class: `field${field.type === "checkbox" ? " check" : ""}`, dataset: { key: field.key } });
     if (field.type === "checkbox") wrapper.append(el("label", { for: id }, input, el("span", { text: field.label })));
     else wrapper.append(el("label", { for: id, text: field.label }), input);
@@ -994,7 +1176,20 @@ function fillSettings(view) {
     const input = document.getElementById(`setting-${key}`);
     if (!input) continue;
     if (input.type === "checkbox") input.checked = !!value;
+    else if (Array.isArray(value)) input.value = value.join(", ");
     else input.value = value;
+  }
+  // A key whose value in settings.toml is invalid: the form shows the default in effect,
+  // marked, and saving writes what is shown.
+  state.invalidKeys = Object.keys(view.invalid || {});
+  for (const [key, message] of Object.entries(view.invalid || {})) {
+    const input = document.getElementById(`setting-${key}`);
+    const box = document.getElementById(`setting-${key}-error`);
+    if (input) input.setAttribute("aria-invalid", "true");
+    if (box) {
+      box.textContent = `${message}. Saving writes the value shown.`;
+      box.hidden = false;
+    }
   }
   const from = view.api_key.source === "environment" ? " (from ANTHROPIC_API_KEY, which takes precedence)" : view.api_key.source === "file" ? " (saved)" : "";
   $("#api-key-status").textContent = view.api_key.status === "set" ? `Set${from}` : "Not set";
@@ -1020,18 +1215,27 @@ function clearFieldErrors() {
   for (const node of document.querySelectorAll("#settings-form [aria-invalid]")) node.removeAttribute("aria-invalid");
 }
 
+// "1, 5, 15" -> [1, 5, 15]; anything unreadable is sent as typed, for the service to explain.
+function listValue(text) {
+  const parts = text.split(/[\s,;]+/).filter(Boolean);
+  const numbers = parts.map(Number);
+  return parts.length && numbers.every((n) => Number.isFinite(n)) ? numbers : text;
+}
+
 function changedSettings() {
   const changes = {};
+  const invalid = new Set(state.invalidKeys || []);
   for (const [key, old] of Object.entries(state.settings || {})) {
     const input = document.getElementById(`setting-${key}`);
     if (!input) continue;
     let value;
     if (input.type === "checkbox") value = input.checked;
+    else if (input.dataset.list) value = listValue(input.value);
     else if (input.type === "number") {
       value = input.value.trim() === "" ? input.value : Number(input.value);
       if (Number.isNaN(value)) value = input.value;
     } else value = input.value;
-    if (value !== old) changes[key] = value;
+    if (invalid.has(key) || JSON.stringify(value) !== JSON.stringify(old)) changes[key] = value;
   }
   const key = $("#api-key").value.trim();
   if (key) changes.api_key = key;
@@ -1044,6 +1248,20 @@ async function saveSettings(event) {
   const status = $("#settings-status");
   status.classList.remove("error");
   const changes = changedSettings();
+  for (const [key, value] of Object.entries(changes)) {
+    const input = document.getElementById(`setting-${key}`);
+    if (input && input.dataset.list && !Array.isArray(value)) {
+      const message = "Enter minutes as numbers separated by commas, such as 1, 5, 15, 60, 240.";
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      const box = document.getElementById(`setting-${key}-error`);
+      box.textContent = message;
+      box.hidden = false;
+      status.textContent = message;
+      status.classList.add("error");
+      return;
+    }
+  }
   if (!Object.keys(changes).length) {
     status.textContent = "Nothing changed.";
     return;
@@ -1121,7 +1339,9 @@ const HANDLERS = {
     state.vault = event.vault || "";
     const undoChanged = state.undoAvailable !== !!event.undo_available;
     state.undoAvailable = !!event.undo_available;
+    state.messageStates = new Map(Object.entries(event.states || {}).map(([id, st]) => [id, stateOf(st)]));
     setQueue(event.processing, event.queued);
+    applyAllStates();
     showBanner(event.api_key === "set" ? null : "no-key");
     if (state.hadSocket || undoChanged) loadHistory().catch(() => {});
     state.hadSocket = true;
@@ -1135,6 +1355,10 @@ const HANDLERS = {
   },
   queue_state(event) {
     setQueue(event.processing, event.queued);
+    refreshInboxSoon();
+  },
+  message_state(event) {
+    setMessageState(event.message_id, event);
     refreshInboxSoon();
   },
   agent_message: onAgentMessage,
@@ -1207,6 +1431,10 @@ function setupDialogs() {
     button.addEventListener("click", () => button.closest("dialog").close());
   }
   $("#settings-button").addEventListener("click", openSettings);
+  $("#smarthole-off").addEventListener("click", async () => {
+    await openSettings();
+    $("#setting-enable_smarthole_connection")?.focus();
+  });
   $("#inbox-button").addEventListener("click", openInbox);
 }
 
