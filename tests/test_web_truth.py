@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tomllib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
-from smarthole_notes.settings import save_settings
+from smarthole_notes.settings import load_settings, save_settings, settings_path
 from tests.standins.anthropic_api import (
     AnthropicStandIn,
     refusal_reply,
@@ -286,3 +287,57 @@ async def test_smarthole_not_running_is_quiet_and_points_to_settings(
         await reload(page)
         await expect(pill).to_contain_text("SmartHole: disabled")
     assert re.search(r"cannot reach SmartHole", str(service.of_type("status")))
+
+
+async def test_saving_settings_writes_what_the_form_shows(
+    browser: Browser,
+    anthropic_api: AnthropicStandIn,
+    vault: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolated_credentials(monkeypatch, tmp_path / "config")
+    path = settings_path(vault)
+    path.parent.mkdir()
+    path.write_text(
+        "# mine\nconversation_idle_timeout_minutes = -5\nretry_failed_messages_minutes = [5, 1]\n"
+    )
+    async with (
+        WebService(vault, anthropic_api) as service,
+        chat_page(browser, service) as page,
+    ):
+        await button(page, "Settings").click()
+        dialog = page.get_by_role("dialog", name="Settings")
+        idle = dialog.get_by_label("Idle timeout (minutes)")
+        retries = dialog.get_by_label("Automatic retries (minutes)")
+        await expect(idle).to_have_value("30")  # the default in effect, marked
+        await expect(idle).to_have_attribute("aria-invalid", "true")
+        await expect(
+            dialog.locator("#setting-conversation_idle_timeout_minutes-error")
+        ).to_contain_text("Saving writes the value shown")
+        await expect(retries).to_have_value("1, 5, 15, 60, 240")
+        await expect(retries).to_have_attribute("aria-invalid", "true")
+
+        # Unreadable list: said at the field, nothing sent.
+        await retries.fill("1, soon")
+        await dialog.get_by_role("button", name="Save settings").click()
+        await expect(dialog.locator("#settings-status")).to_contain_text("numbers separated by")
+        assert "[5, 1]" in path.read_text()
+
+        await retries.fill("2, 10 30")
+        await dialog.get_by_role("button", name="Save settings").click()
+        await expect(dialog.locator("#settings-status")).to_have_text("Saved.")
+        await expect(idle).not_to_have_attribute("aria-invalid", "true")
+        await expect(dialog.locator("#settings-problems")).to_be_hidden()
+
+        # Out of order: the service's reason, at the field.
+        await retries.fill("10, 2")
+        await dialog.get_by_role("button", name="Save settings").click()
+        await expect(
+            dialog.locator("#setting-retry_failed_messages_minutes-error")
+        ).to_contain_text("ascending order")
+    saved = tomllib.loads(path.read_text())
+    assert saved["conversation_idle_timeout_minutes"] == 30
+    assert saved["retry_failed_messages_minutes"] == [2, 10, 30]
+    assert path.read_text().startswith("# mine\n")
+    assert load_settings(vault).problems == []
