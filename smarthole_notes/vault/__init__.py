@@ -32,7 +32,7 @@ from smarthole_notes.vault.errors import (
 from smarthole_notes.vault.files import BetweenReadAndWrite
 from smarthole_notes.vault.format import format_time
 from smarthole_notes.vault.linkgraph import LinkGraph
-from smarthole_notes.vault.links import rewrite_links
+from smarthole_notes.vault.links import Link, exact_keys, find_links, rewrite_links
 from smarthole_notes.vault.listing import Entry, Glob, walk
 from smarthole_notes.vault.names import has_extension, is_hidden, is_markdown
 from smarthole_notes.vault.paths import Access, PathResolver, VaultPath, Want, parse_path
@@ -523,9 +523,15 @@ class Vault:
                 if not vp.exists or vp.is_dir:
                     continue
 
+                found: list[list[Link]] = []
+
                 def relink(
-                    text: str, source_old: str = source_old, rel: str = rel
+                    text: str,
+                    source_old: str = source_old,
+                    rel: str = rel,
+                    found: list[list[Link]] = found,
                 ) -> tuple[str, int]:
+                    found[:] = [find_links(text)]
                     return rewrite_links(
                         text,
                         source_old=source_old,
@@ -534,6 +540,7 @@ class Vault:
                         after=after,
                         moved=moved,
                         style=style,
+                        links=found[0],
                     )
 
                 done = files.modify_text(
@@ -547,6 +554,8 @@ class Vault:
                 notes += 1
                 self._remember(vp, done.new.encode("utf-8"))
                 graph.touched(source_old)
+            elif found and source_old not in moved:
+                graph.refine(source_old, exact_keys(found[0]))
         graph.moved(moved)
         return links, notes, failures
 

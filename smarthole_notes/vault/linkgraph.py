@@ -160,6 +160,12 @@ class LinkGraph:
             self._signatures[new] = None  # read it again at the next rescan
             self._set_keys(new, keys[old])
 
+    def refine(self, rel: str, keys: frozenset[str]) -> None:
+        """A note parsed properly and left unchanged: index it by its real links only, so
+        that links inside its code no longer make later moves read it."""
+        if rel in self._keys:
+            self._set_keys(rel, keys)
+
     def touched(self, rel: str) -> None:
         """A note this service rewrote: check it again at the next rescan."""
         if rel in self._signatures:

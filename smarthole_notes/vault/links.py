@@ -239,6 +239,11 @@ def _destination(text: str, pos: int, end: int) -> tuple[str, bool, str, int] | 
     return raw, angle, text[title_start:pos], pos + 1
 
 
+def exact_keys(links: list[Link]) -> frozenset[str]:
+    """The lookup names of these links (see `link_keys` for the cheap superset)."""
+    return frozenset(key for link in links for key in lookup_keys(link.target))
+
+
 def link_keys(text: str) -> frozenset[str]:
     """The lookup names (see `resolver.lookup_keys`) of every link `find_links` could find.
 
@@ -289,18 +294,19 @@ def rewrite_links(
     after: LinkResolver,
     moved: dict[str, str],
     style: LinkFormat,
+    links: list[Link] | None = None,
 ) -> tuple[str, int]:
     """Rewrite a note's links so each opens after a move what it opened before.
 
     A link is rewritten only when it would otherwise open something else (or nothing); it
     is then written in the vault's link format (an explicitly relative link stays relative),
     keeping `.md` only if it was written. Broken links stay as they are. Returns the new text
-    and the number of links changed.
+    and the number of links changed. `links` are `find_links(text)` if already found.
     """
     pieces: list[str] = []
     last = 0
     changed = 0
-    for link in find_links(text):
+    for link in find_links(text) if links is None else links:
         was = before.resolve(link.target, source_old)
         if was is None:
             continue
