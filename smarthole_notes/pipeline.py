@@ -168,6 +168,8 @@ class Pipeline:
         self._states: dict[str, MessageState] = {}
         self._rejected_key: str | None = None
         self._retry_wake = asyncio.Event()
+        self._intake: asyncio.Queue[tuple[InboxMessage, datetime]] = asyncio.Queue()
+        self._intake_task: asyncio.Task[None] | None = None
         self._side_jobs: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -239,7 +241,8 @@ class Pipeline:
     # ------------------------------------------------------------------ intake
 
     async def submit(self, message: InboxMessage) -> bool:
-        """Step 1: store durably, record in history, then queue. False if the id was seen."""
+        """Step 1: store durably, then (in arrival order, behind the caller's ack) record it
+        in the history and queue it. False if the id was already seen (not run again)."""
         if self._stopping:
             raise RuntimeError("the pipeline is shutting down")
         stored = await asyncio.to_thread(self.inbox.put, message)
@@ -250,10 +253,6 @@ class Pipeline:
             await asyncio.to_thread(self.inbox.remove, message.id)
             log.info("Message %s was already processed; ignored", message.id)
             return False
-        try:
-            await self._record_request(message)
-        except Exception:  # the inbox holds it: processing records it again
-            log.exception("Could not record message %s in the history yet", message.id)
         self.bus.publish(
             "message_received",
             message_id=message.id,
@@ -262,10 +261,31 @@ class Pipeline:
             input_method=message.metadata.get("inputMethod", "typed"),
             timestamp=message.timestamp,
         )
-        self._enqueue(message.id)
+        self._idle.clear()
+        self._show(message.id, MessageState("queued"))
+        self._intake.put_nowait((message, self._clock()))
+        if self._intake_task is None or self._intake_task.done():
+            self._intake_task = asyncio.create_task(self._take_in(), name="pipeline-intake")
         return True
 
-    async def _record_request(self, message: InboxMessage) -> StoredMessage:
+    def _taking_in(self) -> bool:
+        return self._intake_task is not None and not self._intake_task.done()
+
+    async def _take_in(self) -> None:
+        """Record arrived messages in the history, in arrival order, then queue them.
+
+        Kept apart from `submit` so that SmartHole's ack waits only for the inbox write."""
+        while not self._intake.empty():
+            message, arrived = self._intake.get_nowait()
+            try:
+                await self._record_request(message, arrived)
+            except Exception:  # the inbox holds it: processing records it again
+                log.exception("Could not record message %s in the history yet", message.id)
+            self._enqueue(message.id)
+
+    async def _record_request(
+        self, message: InboxMessage, arrived: datetime | None = None
+    ) -> StoredMessage:
         """The user's message in the active conversation, at the time it arrived.
 
         Recorded when it arrives, not when it is processed, so that a message waiting for
@@ -273,7 +293,7 @@ class Pipeline:
         since (idle, or ended by the agent), it moves to the current one, keeping its time.
         """
         recorded = await asyncio.to_thread(self.store.user_message, message.id)
-        at = self._clock()
+        at = arrived or self._clock()
         if recorded is not None:
             conversation = await asyncio.to_thread(self.store.get, recorded.conversation_id)
             if conversation is not None and conversation.active:
@@ -365,6 +385,8 @@ class Pipeline:
         self._stopping = True
         for task in self._background:
             task.cancel()
+        if self._intake_task is not None:
+            await asyncio.wait([self._intake_task], timeout=grace)
         if self._current_id is not None:
             try:
                 await asyncio.wait_for(self._between_messages.wait(), grace)
@@ -480,7 +502,7 @@ class Pipeline:
                 self._current = None
                 self._current_id = None
                 self._between_messages.set()
-                if self._queue.empty():
+                if self._queue.empty() and self._intake.empty() and not self._taking_in():
                     self._idle.set()
             self.outcomes.append(outcome)
             if self.on_outcome is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from smarthole_notes.inbox import InboxMessage
-from smarthole_notes.pipeline import NO_KEY_NOTICE, RETRY_NOTE
+from smarthole_notes.pipeline import NO_KEY_NOTICE, RETRY_NOTE, utc_now
 from smarthole_notes.settings import Settings
 from tests.pipeline_harness import CLIENT_NAME, Clock, Service
 from tests.standins.anthropic_api import AnthropicStandIn, status_reply, text_reply, tool_reply
@@ -416,3 +416,31 @@ async def test_send_message_in_a_chat_request_reaches_the_page_only(
     await service.stop()
     assert service.of_type("agent_message")[0]["text"] == "Working on it…"
     assert hole.responses == []
+
+
+async def test_an_answer_recorded_but_not_delivered_is_delivered_at_start_not_rerun(
+    anthropic_api: AnthropicStandIn, hole: SmartHoleStandIn, vault: Path
+) -> None:
+    # What a crash between recording the answer and removing the inbox file leaves behind.
+    first = Service(vault, anthropic_api)
+    message = InboxMessage(id="msg-rec", text="add jam", source="smarthole", timestamp="")
+    first.inbox.put(message)
+    conversation, _ = first.store.begin_message(utc_now(), timedelta(minutes=30))
+    first.store.add_exchange(
+        conversation.id, "add jam", "Added jam.", source="smarthole", message_id="msg-rec",
+        asked_at=utc_now(), answered_at=utc_now(),
+    )  # fmt: skip
+    first.store.close()
+
+    service = Service(vault, anthropic_api, smarthole_url=hole.url)
+    await service.start()
+    try:
+        told = await hole.wait_for_response("msg-rec", "notification", timeout=10)
+        await service.idle()
+    finally:
+        await service.stop()
+    assert told.payload["body"] == "Added jam."
+    assert anthropic_api.requests == []
+    assert service.inbox.pending() == []
+    assert service.pipeline.outcomes[-1].status == "redelivered"
+    assert [e["text"] for e in service.of_type("response")] == ["Added jam."]
