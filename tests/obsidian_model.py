@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import unquote
 
 
@@ -35,12 +35,35 @@ def _parent(path: str) -> str:
 
 def model_resolve(files: Iterable[str], linkpath: str, source: str) -> str | None:
     every = sorted(files)
-    if not linkpath:
-        return None
-    wanted = _low(linkpath)
 
     def named(name: str) -> list[str]:
         return [f for f in every if _low(f).split("/")[-1] == name]
+
+    return _resolve(named, linkpath, source)
+
+
+class ModelIndex:
+    """The same rule over a name index, for vaults too large to scan per link."""
+
+    def __init__(self, files: Iterable[str]) -> None:
+        self.by_name: dict[str, list[str]] = {}
+        for path in files:
+            self.add(path)
+
+    def add(self, path: str) -> None:
+        self.by_name.setdefault(_low(path).split("/")[-1], []).append(path)
+
+    def remove(self, path: str) -> None:
+        self.by_name[_low(path).split("/")[-1]].remove(path)
+
+    def resolve(self, linkpath: str, source: str) -> str | None:
+        return _resolve(lambda name: sorted(self.by_name.get(name, [])), linkpath, source)
+
+
+def _resolve(named: Callable[[str], list[str]], linkpath: str, source: str) -> str | None:
+    if not linkpath:
+        return None
+    wanted = _low(linkpath)
 
     last = wanted.split("/")[-1]
     pool = named(last) if "." in last else []
