@@ -557,7 +557,13 @@ class Pipeline:
             if error.code is ErrorCode.AUTH_ERROR:
                 self._rejected_key = _key_fingerprint(key)
                 return await self._no_key(message, KEY_REJECTED_NOTICE, error=error)
-            return await self._failed(message, active, request, error, settings)
+            failed = await self._failed(message, active, request, error, settings)
+            if any(t.name in NOTE_WRITING_TOOLS and not t.is_error for t in error.tools_used):
+                # Edits made before the failure are versioned as this request's, not
+                # swept into the next one's commit as the user's own.
+                done = [dataclasses.asdict(t) for t in tool_uses_from_calls(error.tools_used)]
+                await self._commit(git, before, message, active.id, done, settings)
+            return failed
         await recorder.flush()
         if result.aborted:
             return await self._cancelled(message)

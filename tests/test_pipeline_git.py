@@ -10,7 +10,13 @@ import pytest
 
 from smarthole_notes.settings import Settings
 from tests.pipeline_harness import Clock, Service
-from tests.standins.anthropic_api import AnthropicStandIn, status_reply, text_reply, tool_reply
+from tests.standins.anthropic_api import (
+    AnthropicStandIn,
+    refusal_reply,
+    status_reply,
+    text_reply,
+    tool_reply,
+)
 from tests.test_git_support import fsck_clean, git_cli
 
 
@@ -132,3 +138,23 @@ async def test_retrospection_runs_when_a_conversation_ends_and_only_when_on(
             assert "nothing missing" in notes.read_text()
             (event,) = service.of_type("retrospection")
             assert event["title"] == "Saying goodbye politely"
+
+
+async def test_edits_made_before_a_failure_are_committed_as_that_request(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    anthropic_api.script(
+        tool_reply("write_file", {"path": "Draft.md", "content": "- first part\n"}),
+        refusal_reply(),
+        text_reply("vault(draft): start the draft\n\nWrote the first part."),
+    )
+    service = Service(vault, anthropic_api, settings=Settings(enable_git_version_control=True))
+    await service.start()
+    await service.chat("write the draft", "chat-g-fail")
+    await service.idle()
+    subjects = await wait_for_commits(vault, 2)
+    await service.stop()
+    assert subjects[0] == "vault(draft): start the draft"
+    body = git_cli(vault, "log", "-1", "--format=%B")
+    assert "Smarthole-Message-Id: chat-g-fail" in body and "Draft.md" in body
+    assert service.pipeline.outcomes[-1].status == "refused"
