@@ -190,18 +190,41 @@ def cmd_inbox(args: argparse.Namespace) -> int:
         for message in pending:
             print(inbox_line(message))
         return EXIT_OK
+    inbox = Inbox(inbox_folder(vault))
+    for message in inbox.pending():
+        # "Process now" means now: failed, refused and scheduled ones too, with a fresh
+        # retry schedule (as the chat page's "Process again" does).
+        if message.state in ("failed", "refused", "retry_scheduled"):
+            inbox.update(message.id, state="queued", next_attempt_at=None, retries=0)
     try:
         outcomes = asyncio.run(process_inbox(vault))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     if not outcomes:
-        print("The inbox is empty.")
+        left = len(inbox.pending())
+        print(
+            f"Nothing was processed; {left} waiting (inbox list)."
+            if left
+            else "The inbox is empty."
+        )
+    settled = ("answered", "redelivered", "duplicate", "cancelled")
     for outcome in outcomes:
-        print(f"{outcome.message_id}: {outcome.status}")
+        print(f"{outcome.message_id}: {OUTCOME_LABELS.get(outcome.status, outcome.status)}")
+        if outcome.status not in settled and outcome.text:
+            print(f"    {outcome.text}")  # what the user was told, e.g. when serve retries it
     if any(o.status == "no_key" for o in outcomes):
         return EXIT_CONFIGURATION  # like `ask` without a key
-    settled = ("answered", "duplicate", "cancelled")
     return EXIT_API_FAILURE if any(o.status not in settled for o in outcomes) else EXIT_OK
+
+
+OUTCOME_LABELS: dict[str, str] = {
+    "redelivered": "answered earlier; the answer was delivered now",
+    "duplicate": "already processed",
+    "cancelled": "stopped",
+    "no_key": "waiting for an API key",
+    "retry_scheduled": "failed, will be tried again by serve",
+    "refused": "refused by Claude",
+}
 
 
 def cmd_undo(args: argparse.Namespace) -> int:

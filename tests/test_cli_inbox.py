@@ -40,8 +40,12 @@ def test_list_and_process_the_inbox(anthropic_api: AnthropicStandIn, tmp_path: P
     anthropic_api.script(text_reply("Added milk."), *[status_reply(529, retry_after=0)] * 3)
     processed = run("process")
     assert processed.returncode == 1  # one message is still failing
-    assert processed.stdout.splitlines() == ["m-1: answered", "m-2: failed"]
-    assert "m-2" in run("list").stdout and "overloaded" in run("list").stdout
+    lines = processed.stdout.splitlines()
+    assert lines[:2] == ["m-1: answered", "m-2: failed, will be tried again by serve"]
+    assert "overloaded" in lines[2] and "next try at" in lines[2]
+    listed_after = run("list").stdout
+    assert "m-2" in listed_after and "[failed, next try at " in listed_after
+    assert "overloaded" in listed_after
 
     anthropic_api.script(text_reply("Added bread."))
     again = run("process")
