@@ -180,7 +180,8 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     from smarthole_notes.server import process_inbox
 
     try:
-        vault, _settings = load_vault_settings(args.vault, {})
+        # `inbox process` loads the settings again for its pipeline and logs their problems.
+        vault, _settings = load_vault_settings(args.vault, {}, report=args.action == "list")
     except ConfigurationError as exc:
         return _fail(str(exc), exc, args.verbose, EXIT_CONFIGURATION)
     if args.action == "list":

@@ -107,3 +107,21 @@ def test_list_shows_each_state_with_the_next_try_in_local_time(
     assert "    Anthropic is overloaded; kept, next try at later." in lines
     assert "    Claude declined this request." in lines
     assert anthropic_api.requests == []
+
+
+def test_inbox_process_prints_each_settings_warning_once(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    vault = tmp_path / "vault"
+    (vault / ".smarthole").mkdir(parents=True)
+    (vault / ".smarthole" / "settings.toml").write_text('verbose_logging = "yes"\n')
+    done = subprocess.run(
+        inbox_command(vault, "process"),
+        env=env_for(anthropic_api, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count('verbose_logging = "yes" is invalid') == 1, done.stderr
+    assert done.stdout.strip() == "The inbox is empty."
