@@ -622,6 +622,7 @@ class Pipeline:
             reply_to=request.row_id,
             tools_used=tools_used,
             at=now,
+            usage=usage_record(result, settings.model),
         )
         await asyncio.to_thread(self.store.save_state, conversation.id, turn.state, now)
         self._show(message.id, None)
@@ -955,6 +956,18 @@ class _UpdateRecorder:
         if self._writes:
             await asyncio.gather(*self._writes)
             self._writes.clear()
+
+
+def usage_record(result: AgentResult, model: str) -> dict[str, Any]:
+    """What an answer cost, kept with it in the history."""
+    usage = result.usage
+    return {
+        "model": model,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_write_tokens": usage.cache_creation_input_tokens or 0,
+        "cache_read_tokens": usage.cache_read_input_tokens or 0,
+    }
 
 
 def _input_method(message: InboxMessage) -> InputMethod:

@@ -444,3 +444,18 @@ async def test_an_answer_recorded_but_not_delivered_is_delivered_at_start_not_re
     assert service.inbox.pending() == []
     assert service.pipeline.outcomes[-1].status == "redelivered"
     assert [e["text"] for e in service.of_type("response")] == ["Added jam."]
+
+
+async def test_an_answer_keeps_its_usage_in_the_history(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    anthropic_api.script(text_reply("Hi."))
+    service = Service(vault, anthropic_api)
+    await service.start()
+    await service.chat("hello", "chat-usage")
+    await service.idle()
+    answer = service.store.answer_for("chat-usage")
+    await service.stop()
+    assert answer is not None and answer.usage is not None
+    assert answer.usage["model"] == service.settings.model
+    assert answer.usage["input_tokens"] > 0 and answer.usage["output_tokens"] > 0

@@ -217,6 +217,8 @@ class StoredMessage:
     reply_to: int | None
     """For an answer, the row id of the user message it answers."""
     kind: MessageKind = "answer"
+    usage: Mapping[str, Any] | None = None
+    """For an answer: tokens (input, output, cache write, cache read), model, estimated cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,9 +346,10 @@ ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'answer'
 UPDATE messages SET kind = CASE role WHEN 'user' THEN 'request'
     WHEN 'system' THEN 'retrospection' ELSE 'answer' END;
 CREATE INDEX messages_answers ON messages (reply_to) WHERE kind = 'answer';
+ALTER TABLE messages ADD COLUMN usage TEXT;
 """
 """Message kinds: updates, questions and refusals are kept beside answers, and only an
-answer makes its request processed."""
+answer makes its request processed. `usage`: an answer's tokens and estimated cost (JSON)."""
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (MIGRATION_1, MIGRATION_2)
 """Applied in order from the first release; `PRAGMA user_version` counts those applied.
@@ -470,7 +473,18 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         branch=row["branch"],
         reply_to=row["reply_to"],
         kind=cast(MessageKind, row["kind"]),
+        usage=_usage(row["usage"]),
     )
+
+
+def _usage(raw: str | None) -> Mapping[str, Any] | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,6 +498,7 @@ class _NewMessage:
     at: datetime
     reply_to: int | None
     kind: MessageKind
+    usage: Mapping[str, Any] | None = None
 
     def validate(self) -> None:
         _check(self.role, ROLES, "role")
@@ -727,6 +742,7 @@ class ConversationStore:
         at: datetime,
         reply_to: int | str | None = None,
         kind: MessageKind | None = None,
+        usage: Mapping[str, Any] | None = None,
     ) -> StoredMessage:
         """Append a message to a conversation's main line.
 
@@ -752,6 +768,7 @@ class ConversationStore:
             at,
             None,
             kind if kind is not None else _DEFAULT_KIND.get(role, "answer"),
+            usage,
         )
         new.validate()
         with self._write() as conn:
@@ -811,8 +828,8 @@ class ConversationStore:
         tools_json = json.dumps([t.to_dict() for t in new.tools_used], ensure_ascii=False)
         cursor = conn.execute(
             "INSERT INTO messages (conversation_id, role, content, source, input_method, "
-            "message_id, reply_to, tools_used, created_at, kind) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "message_id, reply_to, tools_used, created_at, kind, usage) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 conversation_id,
                 new.role,
@@ -824,6 +841,7 @@ class ConversationStore:
                 tools_json,
                 created_at,
                 new.kind,
+                None if new.usage is None else json.dumps(dict(new.usage)),
             ),
         )
         if new.role != "system":
@@ -846,6 +864,7 @@ class ConversationStore:
             branch=None,
             reply_to=reply_to,
             kind=new.kind,
+            usage=new.usage,
         )
 
     def _resolve_reply_to(self, conn: sqlite3.Connection, reply_to: int | str) -> int:
