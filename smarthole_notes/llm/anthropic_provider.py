@@ -25,6 +25,7 @@ from smarthole_notes.llm.assembly import (
     StreamAssembler,
     ToolInputError,
 )
+from smarthole_notes.llm.caching import apply_cache_breakpoints
 from smarthole_notes.llm.cancel import Cancelled, CancelSignal, run_cancellable
 from smarthole_notes.llm.classify import classify, classify_error_event
 from smarthole_notes.llm.errors import ErrorCode, LLMError
@@ -79,6 +80,7 @@ class AnthropicProvider:
         stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT,
         limits: ModelLimits | None = None,
         micro_max_tokens: int = DEFAULT_MICRO_MAX_TOKENS,
+        prompt_caching: bool = True,
     ) -> None:
         self._client = client
         self.model = model
@@ -87,6 +89,8 @@ class AnthropicProvider:
         self._idle_timeout = stream_idle_timeout
         self._limits = limits or shared_model_limits
         self._micro_max_tokens = micro_max_tokens
+        self.prompt_caching = prompt_caching
+        """Mark cache breakpoints (see `caching`); off only to measure what caching saves."""
 
     async def send(
         self,
@@ -144,8 +148,12 @@ class AnthropicProvider:
                 continue
             response = to_llm_response(message, input_errors)
             log.debug(
-                "LLM response: stop_reason=%s output_tokens=%d blocks=%d",
+                "LLM response: stop_reason=%s input_tokens=%d cache_write=%s cache_read=%s "
+                "output_tokens=%d blocks=%d",
                 response.raw_stop_reason,
+                response.usage.input_tokens,
+                response.usage.cache_creation_input_tokens,
+                response.usage.cache_read_input_tokens,
                 response.usage.output_tokens,
                 len(response.content),
             )
@@ -168,14 +176,16 @@ class AnthropicProvider:
             "max_tokens": max_tokens,
             "messages": [m.to_api() for m in request.messages],
         }
-        if request.system:
-            params["system"] = request.system
         if request.tools:
             params["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.input_schema}
                 for t in request.tools
             ]
             params["tool_choice"] = TOOL_CHOICE
+        if self.prompt_caching:
+            apply_cache_breakpoints(params, request.system, self.model)
+        elif request.system:
+            params["system"] = str(request.system)
         return params
 
     async def _lookup_max_tokens(self, model: str) -> int | None:

@@ -1,14 +1,32 @@
-"""The agent's system prompt: who it is, the user's local time, the vault's layout, the context."""
+"""The agent's system prompt: who it is, the tools, the vault's layout; then the moment's context.
+
+It comes in two parts (a `SystemText`): the stable part (identity, tools note, the user's
+information architecture) is byte-identical from request to request, so Anthropic's prompt
+cache can serve it; the volatile part (local time, conversation context, a pending question)
+follows it and is built once per request.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 
-import tzlocal
-
+# Re-exported: the clock helpers lived here before smarthole_notes.clock (import from there).
+from smarthole_notes.clock import format_local_time, format_utc_offset, local_zone
+from smarthole_notes.clock import utc_now as _utc_now
 from smarthole_notes.llm.state import ConversationState
+from smarthole_notes.llm.types import SystemText
+
+__all__ = [
+    "IDENTITY",
+    "TOOLS_NOTE",
+    "SystemPrompt",
+    "SystemText",
+    "format_local_time",
+    "format_utc_offset",
+    "local_zone",
+]
 
 IDENTITY = """\
 You are the user's personal notes assistant. You work directly in their Markdown notes vault \
@@ -29,36 +47,9 @@ use its result before the next step. A tool result starting with "Error:" says w
 differently."""
 
 
-def local_zone() -> tuple[tzinfo, str]:
-    """The machine's time zone and its IANA name (e.g. America/New_York)."""
-    return tzlocal.get_localzone(), tzlocal.get_localzone_name() or "UTC"
-
-
-def format_utc_offset(moment: datetime) -> str:
-    offset = moment.utcoffset()
-    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
-    sign = "-" if minutes < 0 else "+"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
-
-
-def format_local_time(moment: datetime, zone_name: str) -> str:
-    """`Thursday, Feb 5, 2026 2:30 PM (America/New_York, UTC-5)`."""
-    hour = moment.hour % 12 or 12
-    meridiem = "AM" if moment.hour < 12 else "PM"
-    return (
-        f"{moment:%A}, {moment:%b} {moment.day}, {moment.year} {hour}:{moment:%M} {meridiem} "
-        f"({zone_name}, {format_utc_offset(moment)})"
-    )
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class SystemPrompt:
-    """Builds the system prompt afresh for every API call (the time moves on)."""
+    """Builds the system prompt for one request: a stable part, then this moment's part."""
 
     information_architecture: str
     zone: tzinfo | None = None
@@ -66,16 +57,22 @@ class SystemPrompt:
     clock: Callable[[], datetime] = _utc_now
     conversation_context: Callable[[], str] | None = None
 
-    def __call__(self, state: ConversationState) -> str:
+    def stable(self) -> str:
+        """Identical across requests while the settings are (what the cache keys on)."""
+        return "\n\n".join(
+            [
+                IDENTITY,
+                TOOLS_NOTE,
+                "How the user organises the vault (guidance, not rigid rules):\n"
+                + self.information_architecture.strip(),
+            ]
+        )
+
+    def volatile(self, state: ConversationState) -> str:
+        """The local time, the conversation context and a pending question, as of now."""
         zone, zone_name = (self.zone, self.zone_name or "UTC") if self.zone else local_zone()
         now = self.clock().astimezone(zone)
-        parts = [
-            IDENTITY,
-            f"Current local date and time: {format_local_time(now, zone_name)}.",
-            "How the user organises the vault (guidance, not rigid rules):\n"
-            + self.information_architecture.strip(),
-            TOOLS_NOTE,
-        ]
+        parts = [f"Current local date and time: {format_local_time(now, zone_name)}."]
         context = self.conversation_context() if self.conversation_context else ""
         if context.strip():
             parts.append(context.strip())
@@ -85,3 +82,6 @@ class SystemPrompt:
                 f'"{state.pending_question}". Their next message is most likely that answer.'
             )
         return "\n\n".join(parts)
+
+    def __call__(self, state: ConversationState) -> SystemText:
+        return SystemText(self.stable(), self.volatile(state))

@@ -70,6 +70,13 @@ class AgentResult:
     iterations: int = 0
     aborted: bool = False
     usage: Usage = field(default_factory=Usage)
+    """Summed over every round of the request (cache writes and reads included)."""
+    model: str = ""
+    """The model that answered (as the API named it), for pricing the usage."""
+
+    def usage_dict(self) -> dict[str, Any]:
+        """The usage, JSON-ready, with the model and its estimated cost (see `Usage.to_dict`)."""
+        return self.usage.to_dict(self.model)
 
 
 def trim_history(messages: list[Message], limit: int) -> list[Message]:
@@ -133,6 +140,7 @@ class AgentService:
         self._max_history = max_history_messages
         self._cancel: CancelSignal | None = None
         self._running = False
+        self._model: str = provider.model
 
     @property
     def busy(self) -> bool:
@@ -163,11 +171,14 @@ class AgentService:
         tools_used: list[ToolCallRecord] = []
         usage = Usage()
         iterations = 0
+        # Once per request, not per round: every round then sends the same system prompt,
+        # so each reads the whole previous round's prompt from the cache.
+        system = self._system_prompt(self.state)
         while True:
             if cancel.fired:
                 return self._aborted(tools_used, iterations, usage)
             request = LLMRequest(
-                system=self._system_prompt(self.state),
+                system=system,
                 messages=tuple(trim_history(self.history, self._max_history)),
                 tools=self.tools.specs,
             )
@@ -179,6 +190,7 @@ class AgentService:
                 error.tools_used = list(tools_used)
                 raise
             usage = usage + response.usage
+            self._model = response.model or self._model
             stop = response.stop_reason
             tool_uses = response.tool_uses
             if stop is StopReason.REFUSAL:
@@ -235,7 +247,7 @@ class AgentService:
                     "ask me to continue if needed."
                 )
                 answer = f"{response.text}\n\n{note}" if response.text else note
-                return AgentResult(answer, stop, tools_used, iterations, False, usage)
+                return AgentResult(answer, stop, tools_used, iterations, False, usage, self._model)
             iterations += 1
             if not tool_round:
                 # pause_turn: send the paused content back so the model continues its turn.
@@ -271,7 +283,7 @@ class AgentService:
         text = response.text
         if stop is StopReason.MAX_TOKENS:
             text = f"{text.rstrip()}\n\n{OUTPUT_LIMIT_NOTE}" if text.strip() else OUTPUT_LIMIT_NOTE
-        return AgentResult(text, stop, tools_used, iterations, False, usage)
+        return AgentResult(text, stop, tools_used, iterations, False, usage, self._model)
 
     def _record_final(self, response: LLMResponse, not_run: str) -> None:
         """Keep the last assistant turn in history, closing any tool call it left unanswered."""
@@ -318,7 +330,9 @@ class AgentService:
         self, tools_used: list[ToolCallRecord], iterations: int, usage: Usage
     ) -> AgentResult:
         empty = LLMResponse.empty()
-        return AgentResult(empty.text, empty.stop_reason, tools_used, iterations, True, usage)
+        return AgentResult(
+            empty.text, empty.stop_reason, tools_used, iterations, True, usage, self._model
+        )
 
     def _append_assistant(self, content: tuple[ContentBlock, ...]) -> None:
         """Add an assistant turn; after a paused turn, the continuation joins that same turn."""

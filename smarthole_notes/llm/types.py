@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, TypeAlias
 
+SYSTEM_PART_SEPARATOR = "\n\n"
+
 
 @dataclass(frozen=True, slots=True)
 class TextBlock:
@@ -192,6 +194,32 @@ class Usage:
             _add_optional(self.cache_read_input_tokens, other.cache_read_input_tokens),
         )
 
+    @property
+    def total_input_tokens(self) -> int:
+        """Every prompt token, cached or not (what the same request would bill uncached)."""
+        return (
+            self.input_tokens
+            + (self.cache_creation_input_tokens or 0)
+            + (self.cache_read_input_tokens or 0)
+        )
+
+    def to_dict(self, model: str | None = None) -> dict[str, Any]:
+        """JSON-ready, with the model and its estimated cost (None when it has no price).
+
+        Keys: model, input_tokens (uncached), output_tokens, cache_write_tokens,
+        cache_read_tokens, cost_usd.
+        """
+        from smarthole_notes.llm.pricing import estimate_cost  # pricing types against Usage
+
+        return {
+            "model": model or None,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_write_tokens": self.cache_creation_input_tokens or 0,
+            "cache_read_tokens": self.cache_read_input_tokens or 0,
+            "cost_usd": estimate_cost(model, self) if model else None,
+        }
+
 
 def _add_optional(a: int | None, b: int | None) -> int | None:
     if a is None:
@@ -226,9 +254,31 @@ class ToolSpec:
     input_schema: dict[str, Any]
 
 
+class SystemText(str):
+    """A system prompt in two parts: `stable` (cacheable across requests), then `volatile`.
+
+    It is the plain joined text wherever a `str` is expected; a provider that caches
+    prompts sends the parts as separate blocks, with a cache breakpoint after `stable`.
+    """
+
+    stable: str
+    volatile: str
+
+    def __new__(cls, stable: str, volatile: str = "") -> SystemText:
+        text = SYSTEM_PART_SEPARATOR.join(part for part in (stable, volatile) if part)
+        self = super().__new__(cls, text)
+        self.stable = stable
+        self.volatile = volatile
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SystemText, (self.stable, self.volatile))
+
+
 @dataclass(frozen=True, slots=True)
 class LLMRequest:
     system: str
+    """Plain text, or a `SystemText` whose stable part can be cached."""
     messages: tuple[Message, ...]
     tools: tuple[ToolSpec, ...] = ()
     max_tokens: int | None = None

@@ -20,6 +20,15 @@ last event (`final_blank_line=False`). The count `N` in those modifiers is
 in SSE events (for `raw_reply`: in writes) and includes the `ping` after
 `message_start`.
 
+Prompt caching is accounted for as the API does it (`PromptCache`): the prefix up to each
+`cache_control` breakpoint (tools, then system, then messages; at most 4) is cached for
+5 minutes per model, when it reaches the model's minimum length; a breakpoint reads the
+longest live prefix cached at it or at any of the 20 blocks before it, and a read renews
+the entry. Each response reports `input_tokens` (the uncached rest),
+`cache_creation_input_tokens` and `cache_read_input_tokens`; each `RecordedRequest` keeps
+its `CacheAccount` (with the bill: writes 1.25x, reads 0.1x). Tokens are estimated as
+characters / 4. A request without `cache_control` caches nothing.
+
 `reply_events` and `encode_sse` are pure and need no server.
 """
 
@@ -29,6 +38,7 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -51,11 +61,19 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 __all__ = [
+    "CACHE_LOOKBACK_BLOCKS",
+    "CACHE_READ_FACTOR",
+    "CACHE_TTL_SECONDS",
+    "CACHE_WRITE_FACTOR",
     "DEFAULT_MODELS",
     "ERROR_TYPES",
     "MALFORMED_KINDS",
+    "MIN_CACHEABLE_TOKENS",
     "AnthropicStandIn",
+    "CacheAccount",
+    "CacheControlError",
     "Modifiers",
+    "PromptCache",
     "RecordedRequest",
     "Reply",
     "SSEEvent",
@@ -556,12 +574,16 @@ def reply_events(
     *,
     message_id: str | None = None,
     input_tokens: int = 10,
+    account: CacheAccount | None = None,
 ) -> list[SSEEvent]:
     """The full event sequence of a `message` or `events` reply, as the real API sends it.
 
     Delivery modifiers (`cut_after`, `end_after`, ...) are not applied: the server does
-    that. `raw` and `status` replies have no events (ValueError).
+    that. `raw` and `status` replies have no events (ValueError). `account` (the prompt's
+    cache accounting) sets the input figures, else `input_tokens` with no cache use.
     """
+    if account is None:
+        account = CacheAccount(input_tokens=input_tokens)
     if reply.kind == "events":
         return [(name, copy.deepcopy(data)) for name, data in reply.events]
     if reply.kind != "message":
@@ -576,9 +598,9 @@ def reply_events(
         "stop_reason": None,
         "stop_sequence": None,
         "usage": {
-            "input_tokens": input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "input_tokens": account.input_tokens,
+            "cache_creation_input_tokens": account.cache_creation_input_tokens,
+            "cache_read_input_tokens": account.cache_read_input_tokens,
             "output_tokens": 1,
         },
     }
@@ -637,7 +659,13 @@ def reply_events(
     delta: dict[str, Any] = {"stop_reason": reply.stop_reason, "stop_sequence": None}
     if reply.stop_details is not None:
         delta["stop_details"] = copy.deepcopy(reply.stop_details)
-    usage: dict[str, Any] = {"output_tokens": _estimate_tokens(chars)}
+    # As the API does now: message_delta repeats the (cumulative) input figures.
+    usage: dict[str, Any] = {
+        "input_tokens": account.input_tokens,
+        "cache_creation_input_tokens": account.cache_creation_input_tokens,
+        "cache_read_input_tokens": account.cache_read_input_tokens,
+        "output_tokens": _estimate_tokens(chars),
+    }
     if reply.usage:
         start_message["usage"].update(reply.usage)
         usage.update(reply.usage)
@@ -699,9 +727,14 @@ def reply_message(
     *,
     message_id: str | None = None,
     input_tokens: int = 10,
+    account: CacheAccount | None = None,
 ) -> dict[str, Any]:
     """The non-streaming `Message` body for a `message` or `events` reply."""
-    return fold_events(reply_events(reply, model, message_id=message_id, input_tokens=input_tokens))
+    return fold_events(
+        reply_events(
+            reply, model, message_id=message_id, input_tokens=input_tokens, account=account
+        )
+    )
 
 
 def encode_sse(events: Iterable[SSEEvent]) -> bytes:
@@ -725,6 +758,218 @@ def _json_bytes(data: object) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+# --------------------------------------------------------------------------- prompt cache
+
+MIN_CACHEABLE_TOKENS: dict[str, int] = {
+    "claude-sonnet-4-5": 1_024,
+    "claude-sonnet-4-6": 2_048,
+    "claude-opus-4-7": 2_048,
+    "claude-haiku-4-5": 4_096,
+    "claude-opus-4-5": 4_096,
+    "claude-opus-4-6": 4_096,
+}
+"""Model id (prefix) -> the shortest prefix the API caches; other models: 1,024."""
+CACHE_TTL_SECONDS = 300.0
+"""A cache entry's lifetime (`ttl: "5m"`, the default), renewed by each read."""
+CACHE_LOOKBACK_BLOCKS = 20
+"""A breakpoint also finds a prefix cached at any of this many blocks before it."""
+CACHE_WRITE_FACTOR = 1.25
+CACHE_READ_FACTOR = 0.1
+_TTLS = {"5m": CACHE_TTL_SECONDS, "1h": 3600.0}
+_MAX_BREAKPOINTS = 4
+
+
+class CacheControlError(ValueError):
+    """A request the real API refuses for its `cache_control` (a 400)."""
+
+
+@dataclass(frozen=True)
+class CacheAccount:
+    """How one request's prompt was billed: the three input figures the API reports."""
+
+    input_tokens: int
+    """The uncached rest of the prompt."""
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    breakpoints: int = 0
+
+    @property
+    def total_input_tokens(self) -> int:
+        """The whole prompt, as billed without caching."""
+        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+    @property
+    def billed_input_tokens(self) -> float:
+        """The prompt's bill in input-token units: writes 1.25x, reads 0.1x."""
+        return (
+            self.input_tokens
+            + CACHE_WRITE_FACTOR * self.cache_creation_input_tokens
+            + CACHE_READ_FACTOR * self.cache_read_input_tokens
+        )
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    """A request laid out as the cache sees it: blocks in order, and what each prefix is."""
+
+    model: str
+    keys: tuple[str, ...]
+    """Per block: a digest of the model and everything up to and including it."""
+    tokens: tuple[int, ...]
+    """Per block: the estimated tokens up to and including it."""
+    breakpoints: tuple[tuple[int, float], ...]
+    """(block index, ttl seconds) of each `cache_control`."""
+    total: int
+
+
+def _without_cache_control(block: Any) -> Any:
+    if isinstance(block, dict) and "cache_control" in block:
+        return {k: v for k, v in block.items() if k != "cache_control"}
+    return block
+
+
+def _ttl_of(control: Any) -> float:
+    if not isinstance(control, dict) or control.get("type") != "ephemeral":
+        raise CacheControlError("cache_control.type: Input should be 'ephemeral'")
+    ttl = control.get("ttl", "5m")
+    if ttl not in _TTLS:
+        raise CacheControlError("cache_control.ttl: Input should be '5m' or '1h'")
+    return _TTLS[ttl]
+
+
+def _prefix_of(body: Mapping[str, Any]) -> _Prefix:
+    """Blocks in the cache's order (tools, system, messages), with their prefix keys."""
+    model = str(body.get("model"))
+    items: list[tuple[str, Any]] = []
+    controls: list[tuple[int, Any]] = []
+
+    def add(section: str, block: Any) -> None:
+        if isinstance(block, dict) and "cache_control" in block:
+            controls.append((len(items), block["cache_control"]))
+        items.append((section, _without_cache_control(block)))
+
+    for tool in body.get("tools") or []:
+        add("tool", tool)
+    system = body.get("system")
+    if isinstance(system, str) and system:
+        add("system", {"type": "text", "text": system})
+    elif isinstance(system, list):
+        for block in system:
+            add("system", block)
+    for index, message in enumerate(body.get("messages") or []):
+        if not isinstance(message, dict):
+            continue
+        role = f"{message.get('role')}#{index}"
+        content = message.get("content")
+        if isinstance(content, str):
+            add(role, {"type": "text", "text": content})
+        elif isinstance(content, list):
+            for block in content:
+                add(role, block)
+    if body.get("cache_control") is not None and items:
+        # Automatic caching: one breakpoint on the last block, from the request's top level.
+        controls.append((len(items) - 1, body["cache_control"]))
+    if len(controls) > _MAX_BREAKPOINTS:
+        raise CacheControlError(
+            f"A maximum of {_MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+            f"Found {len(controls)}."
+        )
+    digest = hashlib.sha256(model.encode())
+    keys: list[str] = []
+    tokens: list[int] = []
+    chars = 0
+    for section, block in items:
+        text = json.dumps([section, block], ensure_ascii=False, sort_keys=True)
+        digest.update(text.encode())
+        keys.append(digest.copy().hexdigest())
+        chars += len(json.dumps(block, ensure_ascii=False))
+        tokens.append(_estimate_tokens(chars))
+    breakpoints = tuple(sorted({(i, _ttl_of(c)) for i, c in controls}))
+    return _Prefix(model, tuple(keys), tuple(tokens), breakpoints, _estimate_tokens(chars))
+
+
+class PromptCache:
+    """The API's prompt cache: prefixes up to breakpoints, per model, with a lifetime.
+
+    `clock` (seconds, default `time.monotonic`) can be replaced to move time in tests.
+    Thread-safe: the server's requests account one at a time.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        minimums: Mapping[str, int] | None = None,
+        lookback: int = CACHE_LOOKBACK_BLOCKS,
+    ) -> None:
+        self.clock = clock
+        self.minimums = dict(MIN_CACHEABLE_TOKENS if minimums is None else minimums)
+        self.lookback = lookback
+        self._entries: dict[str, tuple[float, float]] = {}
+        """Prefix key -> (expiry, ttl)."""
+        self._lock = threading.Lock()
+
+    def minimum(self, model: str) -> int:
+        matches = [key for key in self.minimums if model.startswith(key)]
+        return self.minimums[max(matches, key=len)] if matches else 1_024
+
+    def validate(self, body: Mapping[str, Any]) -> None:
+        """Raise `CacheControlError` where the real API answers 400."""
+        _prefix_of(body)
+
+    def account(self, body: Mapping[str, Any], *, commit: bool = True) -> CacheAccount:
+        """Bill one request's prompt; with `commit`, read (renew) and write entries."""
+        prefix = _prefix_of(body)
+        if not prefix.breakpoints:
+            return CacheAccount(input_tokens=prefix.total)
+        with self._lock:
+            now = self.clock()
+            read_at = -1
+            for position, _ in prefix.breakpoints:
+                for candidate in range(position, max(-1, position - self.lookback - 1), -1):
+                    if candidate <= read_at:
+                        break
+                    entry = self._entries.get(prefix.keys[candidate])
+                    if entry is not None and entry[0] > now:
+                        read_at = candidate
+                        break
+            read = prefix.tokens[read_at] if read_at >= 0 else 0
+            minimum = self.minimum(prefix.model)
+            written = [
+                (position, ttl)
+                for position, ttl in prefix.breakpoints
+                if position > read_at and prefix.tokens[position] >= minimum
+            ]
+            write = prefix.tokens[written[-1][0]] - read if written else 0
+            if commit:
+                self._expire(now)
+                if read_at >= 0:
+                    _, ttl = self._entries[prefix.keys[read_at]]
+                    self._entries[prefix.keys[read_at]] = (now + ttl, ttl)
+                for position, ttl in written:
+                    self._entries[prefix.keys[position]] = (now + ttl, ttl)
+        return CacheAccount(
+            input_tokens=prefix.total - read - write,
+            cache_creation_input_tokens=write,
+            cache_read_input_tokens=read,
+            breakpoints=len(prefix.breakpoints),
+        )
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, (expiry, _) in self._entries.items() if expiry <= now]:
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        """How many live entries the cache holds."""
+        with self._lock:
+            now = self.clock()
+            return sum(1 for expiry, _ in self._entries.values() if expiry > now)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 # --------------------------------------------------------------------------- recording
 
 
@@ -745,6 +990,16 @@ class RecordedRequest:
     """The whole response was sent."""
     reply: Reply | None = None
     """The reply that answered it (None for model lookups)."""
+    cache: CacheAccount | None = None
+    """How its prompt was billed (for `/v1/messages` requests that got an answer)."""
+
+    @property
+    def system_text(self) -> str:
+        """The system prompt as one text, whether sent as a string or as text blocks."""
+        system = self.body.get("system") if isinstance(self.body, dict) else None
+        if isinstance(system, list):
+            return "\n\n".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
+        return system if isinstance(system, str) else ""
 
 
 def _redacted_headers(request: Request) -> dict[str, str]:
@@ -787,14 +1042,14 @@ class _ReplyResponse(Response):
         *,
         model: str,
         stream: bool,
-        input_tokens: int,
+        account: CacheAccount,
     ) -> None:
         self.standin = standin
         self.record = record
         self.reply = reply
         self.model = model
         self.stream = stream
-        self.input_tokens = input_tokens
+        self.account = account
         self.request_id = _new_id("req_")
         self.interrupt = asyncio.Event()
         self.disconnected = False
@@ -902,7 +1157,7 @@ class _ReplyResponse(Response):
             content_type = "text/event-stream; charset=utf-8"
         else:
             try:
-                message = reply_message(self.reply, self.model, input_tokens=self.input_tokens)
+                message = reply_message(self.reply, self.model, account=self.account)
             except (ValueError, KeyError, IndexError) as exc:  # a malformed events_reply
                 self.reply = status_reply(500, message=f"stand-in cannot fold the events: {exc!r}")
                 return await self._send_status(send)
@@ -917,7 +1172,7 @@ class _ReplyResponse(Response):
                 reply.raw[i : i + reply.write_size]
                 for i in range(0, len(reply.raw), reply.write_size)
             ]
-        events = reply_events(reply, self.model, input_tokens=self.input_tokens)
+        events = reply_events(reply, self.model, account=self.account)
         return [encode_sse([event]) for event in events]
 
     def _last_unit(self, unit: bytes) -> bytes:
@@ -1035,8 +1290,11 @@ class AnthropicStandIn:
         models_failure: int | None = None,
         expected_api_key: str | None = None,
         default_reply: Reply | None = None,
+        cache_clock: Callable[[], float] | None = None,
     ) -> None:
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.prompt_cache = PromptCache(clock=cache_clock or time.monotonic)
+        """The prompt cache's entries and clock (replace `prompt_cache.clock` to move time)."""
         self.models: dict[str, int] = dict(DEFAULT_MODELS if models is None else models)
         self.models_failure = models_failure
         self.expected_api_key = expected_api_key
@@ -1209,11 +1467,12 @@ class AnthropicStandIn:
             return at
 
     def reset(self) -> None:
-        """Forget the script and all recorded requests."""
+        """Forget the script, all recorded requests and the prompt cache."""
         with self._lock:
             self._script.clear()
             self._requests.clear()
             self._model_requests.clear()
+        self.prompt_cache.clear()
 
     def _notify(self) -> None:
         with self._changed:
@@ -1285,17 +1544,17 @@ class AnthropicStandIn:
         for name in ("model", "max_tokens", "messages"):
             if name not in body:
                 return self._error(record, 400, f"{name}: Field required")
+        try:
+            self.prompt_cache.validate(body)
+        except CacheControlError as exc:
+            return self._error(record, 400, str(exc))
         reply = self._next_reply()
         record.reply = reply
+        # An error status caches nothing; any answer (even one cut short) has read and written.
+        account = self.prompt_cache.account(body, commit=reply.kind != "status")
+        record.cache = account
         return _ReplyResponse(
-            self,
-            record,
-            reply,
-            model=str(body["model"]),
-            stream=record.stream,
-            input_tokens=_estimate_tokens(
-                len(json.dumps(body.get("messages"))) + len(json.dumps(body.get("system", "")))
-            ),
+            self, record, reply, model=str(body["model"]), stream=record.stream, account=account
         )
 
     def _model_info(self, model_id: str) -> dict[str, Any]:
