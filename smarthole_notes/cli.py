@@ -299,6 +299,12 @@ def _local_text(timestamp: str) -> str:
         return timestamp or "?"
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from smarthole_notes.mcp.stdio import command
+
+    return command(args.vault, args.verbose)
+
+
 VAULT_HELP = "the notes folder (default: the current folder)"
 VAULT_METAVAR = "PATH"
 
@@ -422,6 +428,18 @@ def build_parser() -> argparse.ArgumentParser:
     undo.add_argument("--vault", metavar=VAULT_METAVAR, help=VAULT_HELP)
     undo.add_argument("--verbose", action="store_true", help="debug logs")
     undo.set_defaults(func=cmd_undo)
+
+    mcp = sub.add_parser(
+        "mcp",
+        help="serve the vault tools to an MCP client (Claude Desktop, Claude Code) over stdio",
+        description="Serve the vault tools over MCP on stdin/stdout, for an MCP client that "
+        "starts this command (see the README for Claude Desktop and Claude Code): the vault "
+        "tools, and the git history tools and undo while git versioning is on. Changes are "
+        "committed like the agent's. Logs go to stderr. Runs safely beside `serve`.",
+    )
+    mcp.add_argument("--vault", metavar=VAULT_METAVAR, help=VAULT_HELP)
+    mcp.add_argument("--verbose", action="store_true", help="debug logs (on stderr)")
+    mcp.set_defaults(func=cmd_mcp)
     return parser
 
 

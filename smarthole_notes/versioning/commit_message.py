@@ -42,7 +42,8 @@ FILES_IN_PROMPT: Final = 60
 FILES_IN_TRAILER: Final = 50
 
 CommitType: TypeAlias = Literal["vault", "organize", "cleanup"]
-Source: TypeAlias = Literal["agent", "mixed", "user", "undo"]
+Source: TypeAlias = Literal["agent", "mixed", "user", "undo", "mcp"]
+"""`mcp`: a change made by an MCP client through `smarthole-notes mcp` or `/mcp`."""
 
 TRAILER_PREFIX: Final = "Smarthole-"
 CONVERSATION_KEY: Final = "Smarthole-Conversation-Id"

@@ -105,6 +105,15 @@ class GitLockedError(GitError):
     """Another git program held a lock (`index.lock`, a ref lock) through every retry."""
 
 
+class HeadMovedError(GitError):
+    """HEAD moved between reading it and updating it: another program committed meanwhile."""
+
+
+HEAD_MOVED_RETRIES: Final = 5
+"""How often a commit is made again on the new HEAD when another program (a second
+smarthole-notes process on the same vault, say) committed in between."""
+
+
 class NotARepositoryError(GitError):
     """The vault is not a git repository (turn git versioning on first)."""
 
@@ -345,6 +354,8 @@ class GitVault:
                     f"git {args[0]} could not run: {lock_file} is held by another git program. "
                     f"If none is running, delete the stale {lock_file} in the vault's .git folder."
                 )
+            if "but expected" in folded:
+                raise HeadMovedError(f"git {args[0]} failed: {summary}")
             if "not a git repository" in stderr.casefold():
                 raise NotARepositoryError(f"{self.vault} is not a git repository")
             raise GitError(f"git {args[0]} failed: {summary}")
@@ -687,16 +698,25 @@ class GitVault:
         afresh and committed whole, so no one's change is ever reverted by this commit.
         """
         with self._my_turn(staged.ticket), self._lock:
-            self.check_not_busy()
-            head, head_tree = self.head_and_tree()
-            tree = staged.tree
-            if head_tree != staged.base_tree:
-                log.info("HEAD moved since this commit was staged; committing the current state")
-                self._add_all()
-                tree = self.text("write-tree")
-            if tree == head_tree:
-                return None
-            return self._commit_tree(tree, head, message, date)
+            for attempt in range(HEAD_MOVED_RETRIES + 1):
+                self.check_not_busy()
+                head, head_tree = self.head_and_tree()
+                tree = staged.tree
+                if head_tree != staged.base_tree:
+                    log.info(
+                        "HEAD moved since this commit was staged; committing the current state"
+                    )
+                    self._add_all()
+                    tree = self.text("write-tree")
+                if tree == head_tree:
+                    return None
+                try:
+                    return self._commit_tree(tree, head, message, date)
+                except HeadMovedError:
+                    if attempt == HEAD_MOVED_RETRIES:
+                        raise
+                    log.info("Another program committed at the same moment; committing again")
+            return None
 
     def give_up(self, staged: StagedTree) -> None:
         """Release a staged tree's turn without committing it (its changes stay staged)."""
@@ -728,13 +748,20 @@ class GitVault:
     def commit_all(self, message: str, *, date: datetime | None = None) -> str | None:
         """Stage and commit everything now; the new commit's hash, None when nothing changed."""
         with self._lock:
-            self.check_not_busy()
-            head, head_tree = self.head_and_tree()
-            self._add_all()
-            tree = self.text("write-tree")
-            if tree == head_tree:
-                return None
-            return self._commit_tree(tree, head, message, date)
+            for attempt in range(HEAD_MOVED_RETRIES + 1):
+                self.check_not_busy()
+                head, head_tree = self.head_and_tree()
+                self._add_all()
+                tree = self.text("write-tree")
+                if tree == head_tree:
+                    return None
+                try:
+                    return self._commit_tree(tree, head, message, date)
+                except HeadMovedError:
+                    if attempt == HEAD_MOVED_RETRIES:
+                        raise
+                    log.info("Another program committed at the same moment; committing again")
+            return None
 
     def pending_commits(self) -> int:
         """Staged trees still waiting for their commit."""

@@ -1,0 +1,130 @@
+"""The MCP server at `/mcp` inside `serve`, over MCP's streamable HTTP transport.
+
+Mounted behind the app's `SecurityMiddleware`, so the token, `Host` and `Origin` rules of
+the rest of the API hold here too (a client without the token gets 401). The SDK's own
+DNS-rebinding check is therefore left off: ours already ran, with the user's host list.
+
+Responses are plain JSON, and the optional server-to-client SSE stream (`GET /mcp`) is
+answered 405, as the transport allows: these tools send no notifications, and a stream
+held open forever would keep `serve` from shutting down promptly.
+
+The SDK's session manager needs a task group for the life of the app; it is started on
+the first request and stopped with the app (`mount_mcp` chains it into the lifespan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from smarthole_notes.mcp.live import LiveRelay
+from smarthole_notes.mcp.server import McpVaultService, build_server
+from smarthole_notes.versioning import GitVault, UndoResult
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from smarthole_notes.web.context import WebContext
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+
+
+class McpHttpEndpoint:
+    """ASGI app for `/mcp`: the SDK's streamable HTTP session manager, started lazily."""
+
+    def __init__(self, service: McpVaultService) -> None:
+        self.service = service
+        self.manager = StreamableHTTPSessionManager(
+            app=build_server(service), json_response=True, security_settings=None
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope.get("method") == "GET":
+            response = JSONResponse(
+                {"error": "this server sends no notifications: POST JSON-RPC messages here"},
+                status_code=405,
+                headers={"allow": "POST, DELETE"},
+            )
+            await response(scope, receive, send)
+            return
+        await self._ensure_started()
+        await self.manager.handle_request(scope, receive, send)
+
+    async def _ensure_started(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="mcp-http")
+        await self._started.wait()
+
+    async def _run(self) -> None:
+        async with self.manager.run():
+            self._started.set()
+            await self._stop.wait()
+
+    async def aclose(self) -> None:
+        """Stop the session manager and wait for the commits still being written."""
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 5)
+        await self.service.drain()
+
+
+def service_for(ctx: WebContext) -> McpVaultService:
+    """The MCP tools of a running `serve`: its settings, its repository, its event bus."""
+    pipeline = ctx.pipeline
+    # The pipeline's own repository object, so agent and MCP commits share one lock and one
+    # order (its `git()` moved to `pipeline.commits` when the pipeline was split up).
+    commits: Any = getattr(pipeline, "commits", pipeline)
+
+    async def pipeline_undo(git: GitVault, target: str) -> UndoResult:
+        # Through the pipeline: it waits until no agent request is between its edits.
+        return await pipeline.undo(target)
+
+    return McpVaultService(
+        ctx.vault,
+        settings=ctx.settings,
+        git=commits.git,
+        llm=ctx.anthropic_client if ctx.anthropic_client is not None else lambda: None,
+        publish=ctx.bus.publish,
+        undo_runner=pipeline_undo,
+    )
+
+
+def mount_mcp(app: Starlette, ctx: WebContext) -> McpHttpEndpoint:
+    """Serve MCP at `/mcp` in `app`, and relay the stdio servers' changes to the live view.
+
+    Call it once on the app `create_app` built: it adds the route (inside the app's
+    middleware) and chains the endpoint's and relay's shutdown into the app's lifespan.
+    """
+    endpoint = McpHttpEndpoint(service_for(ctx))
+    app.router.routes.append(Route(MCP_PATH, endpoint, methods=["GET", "POST", "DELETE"]))
+    relay = LiveRelay(ctx.vault, ctx.bus.publish)
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(started: Any) -> AsyncIterator[Any]:
+        relay.start()
+        try:
+            async with inner(started) as state:
+                yield state
+        finally:
+            relay.close()
+            await endpoint.aclose()
+
+    app.router.lifespan_context = lifespan
+    return endpoint
