@@ -122,13 +122,22 @@ async def _ask(args: argparse.Namespace) -> int:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
         await client.close()
+    usage_line = None
+    if args.verbose:
+        from smarthole_notes.llm.pricing import format_usage
+
+        usage_line = format_usage(result.usage, result.model)  # tokens and estimated cost
     if result.aborted:
         print("\nStopped.", file=sys.stderr)
+        if usage_line:
+            print(usage_line, file=sys.stderr)
         return EXIT_INTERRUPTED
     if printer is None:
         sys.stdout.write(result.text)
     sys.stdout.write("\n")
     sys.stdout.flush()
+    if usage_line:
+        print(usage_line, file=sys.stderr)
     return EXIT_OK
 
 

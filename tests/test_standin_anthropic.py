@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anthropic
 import httpx2
@@ -15,6 +16,7 @@ from anthropic._streaming import SSEDecoder
 from tests.standins.anthropic_api import (
     MALFORMED_KINDS,
     AnthropicStandIn,
+    PromptCache,
     context_exceeded_reply,
     cut_tool_reply,
     encode_sse,
@@ -532,3 +534,150 @@ async def test_usage_override_reports_cache_figures(
     message = await stream_final(client)
     assert message.usage.cache_read_input_tokens == 900
     assert message.usage.input_tokens == 12
+
+
+# --------------------------------------------------------------------------- prompt cache
+
+EPHEMERAL = {"type": "ephemeral"}
+BIG = "Background for the cache. " * 400  # ~10,400 characters: ~2,600 tokens
+
+
+def cached_body(
+    question: str = "hi", *, model: str = MODEL, system: str = BIG, mark_last: bool = True
+) -> dict[str, Any]:
+    last: dict[str, Any] = {"type": "text", "text": question}
+    if mark_last:
+        last["cache_control"] = EPHEMERAL
+    return {
+        "model": model,
+        "max_tokens": 100,
+        "system": [{"type": "text", "text": system, "cache_control": EPHEMERAL}],
+        "messages": [{"role": "user", "content": [last]}],
+    }
+
+
+async def test_cache_writes_then_reads_as_the_api_reports_it(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    body = cached_body()
+    first = await client.messages.create(**body)
+    assert first.usage.cache_read_input_tokens == 0
+    assert (
+        first.usage.cache_creation_input_tokens and first.usage.cache_creation_input_tokens > 2_048
+    )
+    assert first.usage.input_tokens == 0  # the last block is a breakpoint: nothing uncached
+    async with client.messages.stream(**body) as stream:
+        second = await stream.get_final_message()
+    assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+    assert second.usage.cache_creation_input_tokens == 0
+    accounts = [r.cache for r in anthropic_api.requests]
+    assert accounts[1] is not None and accounts[1].billed_input_tokens == pytest.approx(
+        0.1 * accounts[1].total_input_tokens
+    )
+    assert accounts[0] is not None and accounts[0].billed_input_tokens == pytest.approx(
+        1.25 * accounts[0].total_input_tokens
+    )
+
+
+async def test_without_cache_control_nothing_is_cached(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    body: dict[str, Any] = {"model": MODEL, "max_tokens": 100, "system": BIG, "messages": MESSAGES}
+    for _ in range(2):
+        message = await client.messages.create(**body)
+        assert message.usage.cache_creation_input_tokens == 0
+        assert message.usage.cache_read_input_tokens == 0
+        assert message.usage.input_tokens > 2_048
+    assert len(anthropic_api.prompt_cache) == 0
+
+
+async def test_a_changed_block_after_the_breakpoint_reads_the_prefix_before_it(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    first = await client.messages.create(**cached_body("one"))
+    second = await client.messages.create(**cached_body("two"))
+    # The system block's prefix is shared; the new question is written.
+    assert second.usage.cache_read_input_tokens
+    assert second.usage.cache_read_input_tokens < (first.usage.cache_creation_input_tokens or 0)
+    assert (
+        second.usage.cache_creation_input_tokens and second.usage.cache_creation_input_tokens < 10
+    )
+
+
+async def test_below_the_model_minimum_nothing_is_written(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    body = cached_body(model="claude-haiku-4-5")  # ~2,600 tokens < 4,096
+    for _ in range(2):
+        message = await client.messages.create(**body)
+        assert message.usage.cache_creation_input_tokens == 0
+        assert message.usage.cache_read_input_tokens == 0
+    # The same prompt on Opus 4.7 (2,048) is cached; entries are per model.
+    opus = await client.messages.create(**cached_body(model="claude-opus-4-7"))
+    assert opus.usage.cache_creation_input_tokens
+    assert opus.usage.cache_read_input_tokens == 0
+
+
+async def test_entries_live_five_minutes_and_a_read_renews_them(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    now = [0.0]
+    anthropic_api.prompt_cache.clock = lambda: now[0]
+    body = cached_body()
+    await client.messages.create(**body)
+    for at in (299.0, 598.0):
+        now[0] = at
+        message = await client.messages.create(**body)
+        assert message.usage.cache_read_input_tokens, at
+    now[0] = 598.0 + 300.0
+    message = await client.messages.create(**body)
+    assert message.usage.cache_read_input_tokens == 0
+    assert message.usage.cache_creation_input_tokens
+
+
+def test_the_lookback_reaches_20_blocks_and_no_further() -> None:
+    cache = PromptCache()
+
+    def body(blocks: int) -> dict[str, Any]:
+        content: list[dict[str, Any]] = [
+            {"type": "text", "text": f"block {i}"} for i in range(blocks)
+        ]
+        content[-1] = {**content[-1], "cache_control": EPHEMERAL}
+        return {
+            "model": MODEL,
+            "system": [{"type": "text", "text": BIG}],
+            "messages": [{"role": "user", "content": content}],
+        }
+
+    written = cache.account(body(5))
+    assert written.cache_creation_input_tokens > 0
+    near = cache.account(body(25), commit=False)  # 20 blocks after the cached one
+    assert near.cache_read_input_tokens == written.total_input_tokens
+    far = cache.account(body(26), commit=False)  # 21 blocks after: not found
+    assert far.cache_read_input_tokens == 0
+
+
+async def test_more_than_four_breakpoints_is_a_400(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    content = [{"type": "text", "text": f"part {i}", "cache_control": EPHEMERAL} for i in range(5)]
+    body: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": content}],
+    }
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await client.messages.create(**body)
+    assert "A maximum of 4 blocks with cache_control" in str(caught.value)
+    assert anthropic_api.pending == 0 and anthropic_api.requests[0].reply is None
+
+
+async def test_an_error_reply_caches_nothing(
+    anthropic_api: AnthropicStandIn, client: anthropic.AsyncAnthropic
+) -> None:
+    anthropic_api.script(status_reply(529))
+    with pytest.raises(anthropic.APIStatusError):
+        await client.messages.create(**cached_body())
+    message = await client.messages.create(**cached_body())
+    assert message.usage.cache_read_input_tokens == 0
+    assert message.usage.cache_creation_input_tokens

@@ -182,10 +182,7 @@ class AnthropicProvider:
                 for t in request.tools
             ]
             params["tool_choice"] = TOOL_CHOICE
-        if self.prompt_caching:
-            apply_cache_breakpoints(params, request.system, self.model)
-        elif request.system:
-            params["system"] = str(request.system)
+        apply_cache_breakpoints(params, request.system, self.model, mark=self.prompt_caching)
         return params
 
     async def _lookup_max_tokens(self, model: str) -> int | None:

@@ -72,14 +72,16 @@ def _size(value: Any) -> int:
     return len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
 
 
-def apply_cache_breakpoints(params: dict[str, Any], system: str, model: str) -> None:
+def apply_cache_breakpoints(
+    params: dict[str, Any], system: str, model: str, *, mark: bool = True
+) -> None:
     """Set `params["system"]` from `system` and mark the breakpoints, in place.
 
     `params` holds `messages` (API dicts) and maybe `tools`. A `SystemText` is sent as two
     text blocks, stable then volatile; a plain string as one block when it gets a
-    breakpoint, else as the plain string it is.
+    breakpoint, else as the plain string it is. `mark=False`: the same request, uncached.
     """
-    minimum = min_cacheable_tokens(model)
+    minimum = min_cacheable_tokens(model) if mark else math.inf
     chars = 0
     overhead = 0
     marked = 0
