@@ -1,5 +1,25 @@
-"""The agent's tools: the registry and, one module per family, the tools themselves."""
+"""The agent's tools: the registry, the declarations (`catalog`) and, one module per family,
+the handlers that bind them to a vault, a repository or a turn."""
 
-from smarthole_notes.tools.base import Tool, ToolError, ToolOutcome, ToolRegistry
+from smarthole_notes.tools.base import (
+    Tool,
+    ToolAnnotations,
+    ToolArgs,
+    ToolDefinition,
+    ToolError,
+    ToolOutcome,
+    ToolRegistry,
+)
+from smarthole_notes.tools.catalog import NOTE_WRITING_TOOLS, READ_ONLY_TOOLS
 
-__all__ = ["Tool", "ToolError", "ToolOutcome", "ToolRegistry"]
+__all__ = [
+    "NOTE_WRITING_TOOLS",
+    "READ_ONLY_TOOLS",
+    "Tool",
+    "ToolAnnotations",
+    "ToolArgs",
+    "ToolDefinition",
+    "ToolError",
+    "ToolOutcome",
+    "ToolRegistry",
+]

@@ -1,23 +1,35 @@
 """What a tool is, and the registry that validates and runs them.
 
-A tool is a name, a description, a JSON-schema input and an async `execute` that
-returns text for the model. The registry validates the model's input against the
-schema before a tool runs, so no tool has to re-check types; a tool reports a
-user-level failure by raising `ToolError`, which becomes an `Error: ...` result.
+A tool is a name, a description, an input schema and an async `execute` that returns text
+for the model. Our tools declare their input as a pydantic model (`ToolArgs`): the JSON
+schema Claude receives is generated from it (`tool_schema`), and the registry validates
+the model's input with it before the tool runs, so the schema and the check cannot drift
+and no tool re-checks types. A tool reports a user-level failure by raising `ToolError`,
+which becomes an `Error: ...` result.
+
+A `Tool` may also be built from a plain JSON-schema dict and a function of the input dict
+(tests and small extensions do); that input is checked with jsonschema instead.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Generic, TypeVar
 
 import jsonschema
 import jsonschema.exceptions
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 from smarthole_notes.llm.types import ToolSpec
 
 ToolInput = dict[str, Any]
+"""The raw input of a tool call, as the model sent it (and what dict-schema tools get)."""
 ToolFunction = Callable[[ToolInput], Awaitable[str]]
 
 
@@ -25,16 +37,237 @@ class ToolError(Exception):
     """A failure the model should read and act on ("line 50 does not exist; ...")."""
 
 
+class ToolArgs(BaseModel):
+    """Base of every tool's input model: unknown fields, nulls and type coercion are errors.
+
+    Strict because the schema Claude reads is the contract: `"5"` for an integer or an
+    unexpected field is a mistake to report, not to guess around. Optional fields are
+    declared `X | None = None` but null is refused: the schema tells Claude to leave the
+    field out, and the validation says the same.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("null", "null is not allowed; leave the field out instead")
+        return value
+
+
+ArgsT = TypeVar("ArgsT", bound=ToolArgs)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolAnnotations:
+    """What a call does to the world, for clients that ask before acting (MCP's hints).
+
+    `destructive` and `idempotent` are only meaningful when `read_only` is false.
+    """
+
+    read_only: bool = False
+    destructive: bool = True
+    idempotent: bool = False
+    open_world: bool = False
+    """True when the tool reaches outside the vault and the service (e.g. notifies the user)."""
+
+
+READ_ONLY = ToolAnnotations(read_only=True, destructive=False, idempotent=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Tool:
     name: str
     description: str
     input_schema: dict[str, Any]
-    execute: ToolFunction
+    execute: Callable[[Any], Awaitable[str]]
+    """Gets an instance of `input_model` when there is one, else the input dict."""
+    input_model: type[ToolArgs] | None = None
+    annotations: ToolAnnotations = field(default_factory=ToolAnnotations)
+    writes_vault: bool = False
+    """A successful call changes the notes (so there is something to commit or report)."""
 
     @property
     def spec(self) -> ToolSpec:
         return ToolSpec(self.name, self.description, self.input_schema)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition(Generic[ArgsT]):
+    """Everything about one tool except what it is bound to: declared once, at module level.
+
+    The pipeline, the MCP server and the notifications read the metadata from here; the
+    tool families bind it to a vault, a repository or a turn with `bind`.
+    """
+
+    name: str
+    description: str
+    input_model: type[ArgsT]
+    annotations: ToolAnnotations
+    writes_vault: bool = False
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """A fresh copy each time, so no caller can change another tool's schema."""
+        return copy.deepcopy(tool_schema(self.input_model))
+
+    def bind(self, handler: Callable[[ArgsT], Awaitable[str]]) -> Tool:
+        """A `Tool` running `handler` on the validated input.
+
+        Its `execute` also takes a raw input dict (validated there, `ToolError` if invalid),
+        so a caller holding a `Tool` rather than a registry gets the same checks.
+        """
+        model = self.input_model
+
+        async def execute(tool_input: ArgsT | ToolInput) -> str:
+            if isinstance(tool_input, model):
+                return await handler(tool_input)
+            try:
+                args = model.model_validate(tool_input)
+            except ValidationError as exc:
+                raise ToolError(describe_invalid(self.name, model, exc)) from None
+            return await handler(args)
+
+        return Tool(
+            self.name,
+            self.description,
+            self.input_schema,
+            execute,
+            self.input_model,
+            self.annotations,
+            self.writes_vault,
+        )
+
+
+# -- the JSON schema Claude receives -------------------------------------------------------
+
+
+class _ToolSchemaGenerator(GenerateJsonSchema):
+    """pydantic's JSON schema, minus what would mislead or distract the model.
+
+    Optional fields appear as their plain type (null is refused, so it is not offered) with
+    no `default: null`, and fields get no generated titles (the name says it already).
+    """
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        result = super().default_schema(schema)
+        if result.get("default", ...) is None:
+            del result["default"]
+        return result
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+_SCHEMA_KEY_ORDER = ("type", "description", "properties", "required", "additionalProperties")
+
+
+def _tidy(node: Any, defs: dict[str, Any]) -> Any:
+    """Inline `$ref`s (the models are not recursive), drop titles, order the usual keys first."""
+    if isinstance(node, list):
+        return [_tidy(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        node = {**defs[ref.removeprefix("#/$defs/")], **siblings}
+    out: dict[str, Any] = {}
+    for key in (*_SCHEMA_KEY_ORDER, *node):
+        if key not in node or key in out or key in ("title", "$defs"):
+            continue
+        value = node[key]
+        if key == "properties":
+            out[key] = {name: _tidy(sub, defs) for name, sub in value.items()}
+        elif key in ("items", "anyOf", "allOf", "oneOf", "additionalProperties", "not"):
+            out[key] = _tidy(value, defs)
+        else:
+            out[key] = value
+    return out
+
+
+@cache
+def tool_schema(model: type[ToolArgs]) -> dict[str, Any]:
+    """The `input_schema` sent to Claude for `model`: self-contained, untitled, described.
+
+    The model's docstring (written for developers) is not sent; the tool's description is.
+    """
+    raw = model.model_json_schema(schema_generator=_ToolSchemaGenerator)
+    schema: dict[str, Any] = _tidy(raw, raw.get("$defs", {}))
+    schema.pop("description", None)
+    schema.setdefault("properties", {})
+    return schema
+
+
+# -- validation errors, worded for the model ----------------------------------------------
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_JSON_TYPES = {
+    "string_type": "string",
+    "int_type": "integer",
+    "int_from_float": "integer",
+    "bool_type": "boolean",
+    "float_type": "number",
+    "dict_type": "object",
+    "model_type": "object",
+    "model_attributes_type": "object",
+    "list_type": "array",
+}
+
+
+def _problem(error: Any, tool: str, model: type[ToolArgs] | None) -> str:
+    kind: str = error["type"]
+    value = error.get("input")
+    ctx: dict[str, Any] = error.get("ctx") or {}
+    if kind == "missing":
+        return "this field is required"
+    if kind == "extra_forbidden":
+        if model is None or len(error["loc"]) != 1:
+            return "unknown field"
+        fields = ", ".join(model.model_fields)
+        return f"unknown field; {tool} takes " + (
+            f"only these fields: {fields}" if fields else "no fields"
+        )
+    if kind in _JSON_TYPES:
+        return f"{_shown(value)} is not of type '{_JSON_TYPES[kind]}'"
+    if kind == "greater_than_equal":
+        return f"{_shown(value)} is less than the minimum of {ctx['ge']}"
+    if kind == "less_than_equal":
+        return f"{_shown(value)} is greater than the maximum of {ctx['le']}"
+    if kind == "string_too_short":
+        if ctx.get("min_length") == 1:
+            return "must not be empty"
+        return f"{_shown(value)} is shorter than {ctx['min_length']} characters"
+    if kind == "string_too_long":
+        return f"is {len(value):,} characters long; at most {ctx['max_length']:,} are allowed"
+    if kind == "literal_error":
+        return f"{_shown(value)} is not one of {ctx['expected']}"
+    message: str = error["msg"]
+    return message[:1].lower() + message[1:]
+
+
+def describe_invalid(tool: str, model: type[ToolArgs] | None, exc: ValidationError) -> str:
+    """`Error: invalid input for <tool> (<field>): <problem>`, one part per wrong field."""
+    parts = []
+    for error in exc.errors():
+        where = "/".join(str(p) for p in error["loc"]) or "input"
+        parts.append(f"({where}): {_problem(error, tool, model)}")
+    return f"Error: invalid input for {tool} " + "; ".join(parts)
+
+
+# -- the registry --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +288,12 @@ class ToolRegistry:
             self.register(tool)
 
     def register(self, tool: Tool) -> None:
-        validator_cls = jsonschema.validators.validator_for(tool.input_schema)
-        validator_cls.check_schema(tool.input_schema)
         self._tools[tool.name] = tool
-        self._validators[tool.name] = validator_cls(tool.input_schema)
+        self._validators.pop(tool.name, None)
+        if tool.input_model is None:
+            validator_cls = jsonschema.validators.validator_for(tool.input_schema)
+            validator_cls.check_schema(tool.input_schema)
+            self._validators[tool.name] = validator_cls(tool.input_schema)
 
     def unregister(self, name: str) -> None:
         self._tools.pop(name, None)
@@ -80,6 +315,21 @@ class ToolRegistry:
     def specs(self) -> tuple[ToolSpec, ...]:
         return tuple(t.spec for t in self._tools.values())
 
+    def _check(self, tool: Tool, tool_input: ToolInput) -> tuple[Any, str | None]:
+        """The tool's argument (model instance or dict), or the error to return instead."""
+        if tool.input_model is not None:
+            try:
+                return tool.input_model.model_validate(tool_input), None
+            except ValidationError as exc:
+                return None, describe_invalid(tool.name, tool.input_model, exc)
+        error = jsonschema.exceptions.best_match(
+            self._validators[tool.name].iter_errors(tool_input)
+        )
+        if error is None:
+            return tool_input, None
+        where = "/".join(str(p) for p in error.absolute_path) or "input"
+        return None, f"Error: invalid input for {tool.name} ({where}): {error.message}"
+
     async def run(self, name: str, tool_input: Any) -> ToolOutcome:
         """Run one tool call; never raises except for cancellation."""
         tool = self._tools.get(name)
@@ -88,12 +338,11 @@ class ToolRegistry:
             return ToolOutcome(f"Error: unknown tool {name!r}. Available tools: {known}.", True)
         if not isinstance(tool_input, dict):
             return ToolOutcome("Error: tool input must be a JSON object.", True)
-        error = jsonschema.exceptions.best_match(self._validators[name].iter_errors(tool_input))
-        if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "input"
-            return ToolOutcome(f"Error: invalid input for {name} ({where}): {error.message}", True)
+        args, invalid = self._check(tool, tool_input)
+        if invalid is not None:
+            return ToolOutcome(invalid, True)
         try:
-            return ToolOutcome(await tool.execute(tool_input), False)
+            return ToolOutcome(await tool.execute(args), False)
         except ToolError as exc:
             message = str(exc)
             return ToolOutcome(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from functools import partial
+from typing import Protocol
 
 from smarthole_notes.bus import EventBus
 from smarthole_notes.conversations.store import ConversationStore
@@ -24,9 +25,15 @@ from smarthole_notes.smarthole.notifications import (
     NotificationResult,
     notification_title,
 )
-from smarthole_notes.tools.base import Tool, ToolError, ToolInput
+from smarthole_notes.smarthole.protocol import Priority
+from smarthole_notes.tools import catalog
+from smarthole_notes.tools.base import Tool, ToolError
+from smarthole_notes.tools.catalog import (
+    EndConversationArgs,
+    GetConversationArgs,
+    SendMessageArgs,
+)
 
-Priority = Literal["low", "normal", "high"]
 NOTIFICATION_BODY_LIMIT = 1000
 
 
@@ -82,6 +89,56 @@ def _smarthole_fate(result: NotificationResult | None) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """What a turn's conversation tools act on and report to."""
+
+    turn: TurnContext
+    bus: EventBus
+    store: ConversationStore
+    notifier: Notifier | None
+
+
+async def send_message(ctx: _Turn, args: SendMessageArgs) -> str:
+    turn = ctx.turn
+    text = args.message.strip()
+    if not text:
+        raise ToolError("message is empty; write what the user should read")
+    question = args.is_question
+    ctx.bus.publish("agent_message", message_id=turn.message.id, text=text, is_question=question)
+    fate = ""
+    if turn.message.source == "smarthole":
+        kind: NotificationKind = "question" if question else "progress"
+        result = None
+        if ctx.notifier is not None:
+            result = await ctx.notifier.send_notification(
+                turn.message.id, notification_title(kind, turn.message.text), trim(text), kind=kind
+            )
+        fate = " " + _smarthole_fate(result)
+    if question:
+        turn.state.ask(text, turn.message.id)
+        turn.asked_question = True
+        return (
+            f"Question shown in the chat page.{fate} Their reply will arrive as a new "
+            "message: end your turn now with a short answer."
+        )
+    return f"Message shown in the chat page.{fate}"
+
+
+async def end_conversation(ctx: _Turn, args: EndConversationArgs) -> str:
+    ctx.turn.end_reason = args.reason or "ended by the agent"
+    return "The conversation ends after this answer; the next message starts a new one."
+
+
+async def get_conversation(ctx: _Turn, args: GetConversationArgs) -> str:
+    if args.query and not args.conversation_id:
+        hits = await asyncio.to_thread(ctx.store.search, args.query, args.list_recent)
+        return format_search_for_tool(args.query, hits)
+    return await asyncio.to_thread(
+        get_conversation_text, ctx.store, args.conversation_id, args.list_recent
+    )
+
+
 def conversation_tools(
     turn: TurnContext,
     *,
@@ -89,92 +146,10 @@ def conversation_tools(
     store: ConversationStore,
     notifier: Notifier | None,
 ) -> list[Tool]:
-    async def send_message(tool_input: ToolInput) -> str:
-        text = tool_input["message"].strip()
-        if not text:
-            raise ToolError("message is empty; write what the user should read")
-        question = bool(tool_input.get("is_question", False))
-        bus.publish("agent_message", message_id=turn.message.id, text=text, is_question=question)
-        fate = ""
-        if turn.message.source == "smarthole":
-            kind: NotificationKind = "question" if question else "progress"
-            result = None
-            if notifier is not None:
-                result = await notifier.send_notification(
-                    turn.message.id,
-                    notification_title(kind, turn.message.text),
-                    trim(text),
-                    kind=kind,
-                )
-            fate = " " + _smarthole_fate(result)
-        if question:
-            turn.state.ask(text, turn.message.id)
-            turn.asked_question = True
-            return (
-                f"Question shown in the chat page.{fate} Their reply will arrive as a new "
-                "message: end your turn now with a short answer."
-            )
-        return f"Message shown in the chat page.{fate}"
-
-    async def end_conversation(tool_input: ToolInput) -> str:
-        turn.end_reason = str(tool_input.get("reason") or "ended by the agent")
-        return "The conversation ends after this answer; the next message starts a new one."
-
-    async def get_conversation(tool_input: ToolInput) -> str:
-        query = tool_input.get("query")
-        if query and not tool_input.get("conversation_id"):
-            limit = int(tool_input.get("list_recent", 10))
-            hits = await asyncio.to_thread(store.search, query, limit)
-            return format_search_for_tool(query, hits)
-        return await asyncio.to_thread(
-            get_conversation_text,
-            store,
-            tool_input.get("conversation_id"),
-            tool_input.get("list_recent"),
-        )
-
+    """The three conversation tools of one message."""
+    ctx = _Turn(turn, bus, store, notifier)
     return [
-        Tool(
-            "send_message",
-            "Send a message to the user while you are still working (progress on a long task, "
-            "or a question). With is_question=true you wait for their reply, which arrives as "
-            "the next message; use questions only when a wrong guess would be costly.",
-            {
-                "type": "object",
-                "properties": {
-                    "message": {"type": "string", "minLength": 1, "maxLength": 4000},
-                    "is_question": {"type": "boolean", "default": False},
-                },
-                "required": ["message"],
-                "additionalProperties": False,
-            },
-            send_message,
-        ),
-        Tool(
-            "end_conversation",
-            "End the current conversation when the user's topic is finished (they say goodbye, "
-            "thanks, or switch to something unrelated). The next message starts a new one.",
-            {
-                "type": "object",
-                "properties": {"reason": {"type": "string", "maxLength": 500}},
-                "additionalProperties": False,
-            },
-            end_conversation,
-        ),
-        Tool(
-            "get_conversation",
-            "Look back at earlier, ended conversations. With conversation_id: its full messages. "
-            "With query: search past conversations for words. Otherwise: the most recent ones "
-            "(id, title, summary, times). The current conversation is already in your prompt.",
-            {
-                "type": "object",
-                "properties": {
-                    "conversation_id": {"type": "string", "minLength": 1, "maxLength": 100},
-                    "list_recent": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
-                    "query": {"type": "string", "minLength": 1, "maxLength": 500},
-                },
-                "additionalProperties": False,
-            },
-            get_conversation,
-        ),
+        catalog.SEND_MESSAGE.bind(partial(send_message, ctx)),
+        catalog.END_CONVERSATION.bind(partial(end_conversation, ctx)),
+        catalog.GET_CONVERSATION.bind(partial(get_conversation, ctx)),
     ]

@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, tzinfo
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from smarthole_notes.llm.prompt import format_local_time, local_zone
 from smarthole_notes.settings import Settings
-from smarthole_notes.tools.base import Tool, ToolError, ToolInput, ToolRegistry
+from smarthole_notes.tools import catalog
+from smarthole_notes.tools.base import ArgsT, Tool, ToolError, ToolRegistry
+from smarthole_notes.tools.catalog import (
+    DIFF_LIMIT,
+    SearchGitHistoryArgs,
+    ViewCommitArgs,
+    ViewFileHistoryArgs,
+)
 from smarthole_notes.versioning.repo import (
     ChangedFile,
     CommitDetails,
@@ -31,49 +38,13 @@ from smarthole_notes.versioning.repo import (
     LogEntry,
 )
 
-GIT_TOOL_NAMES: Final = ("search_git_history", "view_file_history", "view_commit")
-DIFF_LIMIT: Final = 5_000
-"""Characters of diff shown per file."""
-MAX_RESULTS_CAP: Final = 100
+GIT_TOOL_NAMES: Final = tuple(d.name for d in catalog.GIT_TOOLS)
 MAX_DIFF_FILES: Final = 30
 """Files of one commit shown with their diff; the others are listed only."""
 _HASH_INPUT: Final = re.compile(r"[0-9a-fA-F]{4,64}")
 _PROTECTED: Final = frozenset({".git", ".obsidian", ".smarthole"})
 
 ZoneFunction = Callable[[], tuple[tzinfo, str]]
-
-SEARCH_SCHEMA: Final[dict[str, Any]] = {
-    "type": "object",
-    "properties": {
-        "query": {"type": "string", "description": "Text to find in commit messages."},
-        "file_path": {
-            "type": "string",
-            "description": "Only commits that changed this file (vault-relative path).",
-        },
-        "since": {"type": "string", "description": "ISO date or date-time, inclusive."},
-        "until": {"type": "string", "description": "ISO date or date-time, inclusive."},
-        "max_results": {"type": "integer", "minimum": 1, "default": 10},
-    },
-    "additionalProperties": False,
-}
-HISTORY_SCHEMA: Final[dict[str, Any]] = {
-    "type": "object",
-    "properties": {
-        "file_path": {"type": "string", "description": "Vault-relative path of the file."},
-        "max_results": {"type": "integer", "minimum": 1, "default": 5},
-        "include_diff": {"type": "boolean", "default": False},
-    },
-    "required": ["file_path"],
-    "additionalProperties": False,
-}
-COMMIT_SCHEMA: Final[dict[str, Any]] = {
-    "type": "object",
-    "properties": {
-        "commit_hash": {"type": "string", "description": "Full or abbreviated commit hash."}
-    },
-    "required": ["commit_hash"],
-    "additionalProperties": False,
-}
 
 
 def git_tools_if_enabled(
@@ -203,112 +174,89 @@ def format_commit(details: CommitDetails, tz: tzinfo, zone_name: str) -> str:
     return "\n".join(lines)
 
 
+def search_git_history(git: GitVault, zone: ZoneFunction, args: SearchGitHistoryArgs) -> str:
+    tz, _ = zone()
+    query = (args.query or "").strip()
+    if not query and not (args.file_path or "").strip():
+        raise ToolError(
+            "Error: give query (text to find in commit messages) or file_path, or both."
+        )
+    path = _resolve_history_path(git, clean_path(args.file_path)) if args.file_path else None
+    since = parse_when(args.since, tz, end_of_day=False) if args.since else None
+    until = parse_when(args.until, tz, end_of_day=True) if args.until else None
+    if since is not None and until is not None and since > until:
+        raise ToolError("Error: since is after until.")
+    entries = git.log(
+        max_count=args.max_results, grep=query or None, path=path, since=since, until=until
+    )
+    if not entries:
+        what = " and ".join(
+            part
+            for part in (
+                f'message text "{query}"' if query else "",
+                f"file {path}" if path else "",
+                "that date range" if since or until else "",
+            )
+            if part
+        )
+        return f"No commits match {what}."
+    return "\n".join(_entry_line(e, tz) for e in entries)
+
+
+def view_file_history(git: GitVault, zone: ZoneFunction, args: ViewFileHistoryArgs) -> str:
+    tz, _ = zone()
+    path = _resolve_history_path(git, clean_path(args.file_path))
+    items = git.file_history(path, max_count=args.max_results)
+    if not items:
+        return f"No history for {path}: no commit changed it (check the path with list_files)."
+    count = f"{len(items)} commit{'s' if len(items) != 1 else ''}"
+    lines = [f"History of {path}, newest first ({count}, renames followed):"]
+    for entry, change in items:
+        line = _entry_line(entry, tz, with_time=True)
+        if change.kind == "renamed" and change.old_path is not None:
+            line += f" (renamed from {change.old_path})"
+        elif change.kind != "modified":
+            line += f" ({change.kind.replace('_', ' ')} as {change.path})"
+        lines.append(line)
+        if args.include_diff:
+            lines += [truncate_diff(git.file_diff(entry.hash, change)) or "(no diff)", ""]
+    return "\n".join(lines).rstrip("\n")
+
+
+def view_commit(git: GitVault, zone: ZoneFunction, args: ViewCommitArgs) -> str:
+    tz, zone_name = zone()
+    name = args.commit_hash.strip()
+    if not _HASH_INPUT.fullmatch(name) and name != "HEAD":
+        raise ToolError(
+            f"Error: {name!r} is not a commit hash; give the hex hash from "
+            "search_git_history or view_file_history (7 or more characters)."
+        )
+    full = git.resolve_commit(name)
+    if full is None:
+        raise ToolError(f"Error: no commit {name} in the vault's history.")
+    return format_commit(git.show(full), tz, zone_name)
+
+
+def _threaded(
+    function: Callable[[GitVault, ZoneFunction, ArgsT], str], git: GitVault, zone: ZoneFunction
+) -> Callable[[ArgsT], Awaitable[str]]:
+    """`function` bound to `git`, run off the event loop (git is a subprocess)."""
+
+    async def run(args: ArgsT) -> str:
+        try:
+            return await asyncio.to_thread(function, git, zone, args)
+        except GitError as exc:
+            raise ToolError(f"Error: {exc}") from exc
+
+    return run
+
+
 def git_tools(git: GitVault, *, zone: ZoneFunction = local_zone) -> list[Tool]:
     """The three git history tools of tools.md, reading `git`'s repository."""
-
-    def search(tool_input: ToolInput) -> str:
-        tz, _ = zone()
-        query = (tool_input.get("query") or "").strip()
-        raw_path = tool_input.get("file_path")
-        if not query and not (raw_path or "").strip():
-            raise ToolError(
-                "Error: give query (text to find in commit messages) or file_path, or both."
-            )
-        path = _resolve_history_path(git, clean_path(raw_path)) if raw_path else None
-        since = (
-            parse_when(tool_input["since"], tz, end_of_day=False)
-            if tool_input.get("since")
-            else None
-        )
-        until = (
-            parse_when(tool_input["until"], tz, end_of_day=True)
-            if tool_input.get("until")
-            else None
-        )
-        if since is not None and until is not None and since > until:
-            raise ToolError("Error: since is after until.")
-        limit = min(int(tool_input.get("max_results", 10)), MAX_RESULTS_CAP)
-        entries = git.log(max_count=limit, grep=query or None, path=path, since=since, until=until)
-        if not entries:
-            what = " and ".join(
-                part
-                for part in (
-                    f'message text "{query}"' if query else "",
-                    f"file {path}" if path else "",
-                    "that date range" if since or until else "",
-                )
-                if part
-            )
-            return f"No commits match {what}."
-        return "\n".join(_entry_line(e, tz) for e in entries)
-
-    def history(tool_input: ToolInput) -> str:
-        tz, _ = zone()
-        path = _resolve_history_path(git, clean_path(tool_input["file_path"]))
-        limit = min(int(tool_input.get("max_results", 5)), MAX_RESULTS_CAP)
-        with_diff = bool(tool_input.get("include_diff", False))
-        items = git.file_history(path, max_count=limit)
-        if not items:
-            return f"No history for {path}: no commit changed it (check the path with list_files)."
-        count = f"{len(items)} commit{'s' if len(items) != 1 else ''}"
-        lines = [f"History of {path}, newest first ({count}, renames followed):"]
-        for entry, change in items:
-            line = _entry_line(entry, tz, with_time=True)
-            if change.kind == "renamed" and change.old_path is not None:
-                line += f" (renamed from {change.old_path})"
-            elif change.kind != "modified":
-                line += f" ({change.kind.replace('_', ' ')} as {change.path})"
-            lines.append(line)
-            if with_diff:
-                lines += [truncate_diff(git.file_diff(entry.hash, change)) or "(no diff)", ""]
-        return "\n".join(lines).rstrip("\n")
-
-    def commit(tool_input: ToolInput) -> str:
-        tz, zone_name = zone()
-        name = tool_input["commit_hash"].strip()
-        if not _HASH_INPUT.fullmatch(name) and name != "HEAD":
-            raise ToolError(
-                f"Error: {name!r} is not a commit hash; give the hex hash from "
-                "search_git_history or view_file_history (7 or more characters)."
-            )
-        full = git.resolve_commit(name)
-        if full is None:
-            raise ToolError(f"Error: no commit {name} in the vault's history.")
-        return format_commit(git.show(full), tz, zone_name)
-
-    def threaded(function: Callable[[ToolInput], str]) -> Callable[[ToolInput], Any]:
-        async def run(tool_input: ToolInput) -> str:
-            try:
-                return await asyncio.to_thread(function, tool_input)
-            except GitError as exc:
-                raise ToolError(f"Error: {exc}") from exc
-
-        return run
-
     return [
-        Tool(
-            "search_git_history",
-            "Search the vault's git history (every change the assistant committed). Give "
-            "query (text in commit messages) and/or file_path, optionally since/until (ISO "
-            "dates). Returns '[hash] date -- message summary' lines, newest first.",
-            SEARCH_SCHEMA,
-            threaded(search),
-        ),
-        Tool(
-            "view_file_history",
-            "The commits that changed one file, newest first, following renames; with "
-            "include_diff, each commit's diff of that file (cut at about 5,000 characters).",
-            HISTORY_SCHEMA,
-            threaded(history),
-        ),
-        Tool(
-            "view_commit",
-            "One commit in full: hash, author, date, message, and the files it added, "
-            "modified, deleted or renamed, with their diffs (cut at about 5,000 characters "
-            "per file).",
-            COMMIT_SCHEMA,
-            threaded(commit),
-        ),
+        catalog.SEARCH_GIT_HISTORY.bind(_threaded(search_git_history, git, zone)),
+        catalog.VIEW_FILE_HISTORY.bind(_threaded(view_file_history, git, zone)),
+        catalog.VIEW_COMMIT.bind(_threaded(view_commit, git, zone)),
     ]
 
 
