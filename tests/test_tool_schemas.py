@@ -14,16 +14,10 @@ from pydantic import TypeAdapter
 
 from smarthole_notes.llm.service import AgentService
 from smarthole_notes.tools import catalog
-from smarthole_notes.tools.base import (
-    Tool,
-    ToolArgs,
-    ToolDefinition,
-    ToolError,
-    ToolRegistry,
-    tool_schema,
-)
+from smarthole_notes.tools.base import Tool, ToolDefinition, ToolError, ToolRegistry
 from smarthole_notes.tools.conversation import conversation_tools
 from smarthole_notes.tools.git import git_tools
+from smarthole_notes.tools.schema import ToolArgs, tool_schema
 from smarthole_notes.tools.vault import vault_tools
 from smarthole_notes.vault import Vault
 from smarthole_notes.versioning.repo import GitVault

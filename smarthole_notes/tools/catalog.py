@@ -13,7 +13,8 @@ from typing import Any, Final
 
 from pydantic import Field
 
-from smarthole_notes.tools.base import READ_ONLY, ToolAnnotations, ToolArgs, ToolDefinition
+from smarthole_notes.tools.base import READ_ONLY, ToolAnnotations, ToolDefinition
+from smarthole_notes.tools.schema import ToolArgs
 
 PATH_RULES: Final = (
     "Paths are relative to the vault root with '/' separators (e.g. 'Projects/Plan.md'); "
