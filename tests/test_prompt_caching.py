@@ -443,3 +443,25 @@ def test_the_system_prompt_object_is_the_joined_text_with_its_parts() -> None:
     assert isinstance(text, str) and isinstance(text, SystemText)
     assert text == f"{text.stable}\n\n{text.volatile}"
     assert text.index("Lists/ holds running lists.") < text.index("Current local date and time")
+
+
+def test_ask_verbose_ends_with_the_answers_usage_and_cost(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    from tests.test_cli_ask import run_ask
+
+    anthropic_api.script(tool_reply("list_files", {}), text_reply("Nothing there yet."))
+    done = run_ask(
+        anthropic_api, tmp_path, "--verbose", "--model", SONNET_46, "what's in my notes?"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Nothing there yet.\n"
+    accounts = [account(r) for r in anthropic_api.requests]
+    uncached = sum(a.input_tokens for a in accounts)
+    written = sum(a.cache_creation_input_tokens for a in accounts)
+    read = sum(a.cache_read_input_tokens for a in accounts)
+    assert written and read  # the second round read the first's prompt
+    last = done.stderr.rstrip("\n").splitlines()[-1]
+    assert last.startswith(f"usage: {uncached:,} input, "), last
+    assert f" output, {written:,} cache write, {read:,} cache read tokens; about $" in last
+    assert last.endswith(f"({SONNET_46})")
