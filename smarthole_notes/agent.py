@@ -38,14 +38,17 @@ def require_api_key() -> ApiKey:
 
 
 def build_agent(
-    vault: Path,
+    vault: Path | Vault,
     settings: Settings,
     client: anthropic.AsyncAnthropic,
     *,
     extra_tools: list[Tool] | None = None,
     conversation_context: Callable[[], str] | None = None,
 ) -> AgentService:
-    """A streaming agent on the chosen model with every tool for this vault."""
+    """A streaming agent on the chosen model with every tool for this vault.
+
+    A long-running service passes its one `Vault` (its caches and link index live on);
+    `ask` passes the folder."""
     provider = AnthropicProvider(
         client,
         settings.model,
@@ -55,7 +58,8 @@ def build_agent(
     prompt = SystemPrompt(
         settings.information_architecture, conversation_context=conversation_context
     )
-    tools = ToolRegistry([*vault_tools(Vault(vault)), *(extra_tools or [])])
+    access = vault if isinstance(vault, Vault) else Vault(vault)
+    tools = ToolRegistry([*vault_tools(access), *(extra_tools or [])])
     return AgentService(provider, system_prompt=prompt, tools=tools)
 
 

@@ -316,7 +316,7 @@ async def test_send_message_notifies_and_a_question_waits_across_a_restart(
     await restarted.chat("hardware", "chat-4")
     await restarted.idle()
     await restarted.stop()
-    system = anthropic_api.requests[-1].body["system"]
+    system = system_text(anthropic_api.requests[-1].body)
     assert (
         'waiting for the user\'s answer to your question: "Groceries or hardware list?"' in system
     )
@@ -444,6 +444,14 @@ async def test_an_answer_recorded_but_not_delivered_is_delivered_at_start_not_re
     assert service.inbox.pending() == []
     assert service.pipeline.outcomes[-1].status == "redelivered"
     assert [e["text"] for e in service.of_type("response")] == ["Added jam."]
+
+
+def system_text(body: dict[str, object]) -> str:
+    """The system prompt of a request, whether sent as a string or as text blocks."""
+    system = body["system"]
+    if isinstance(system, list):
+        return "\n".join(str(block["text"]) for block in system)
+    return str(system)
 
 
 async def test_an_answer_keeps_its_usage_in_the_history(

@@ -124,7 +124,7 @@ async def test_retrospection_runs_when_a_conversation_ends_and_only_when_on(
         await service.chat("thanks, bye", f"chat-r{enabled}")
         await service.idle()
         for _ in range(100):
-            if not service.pipeline._side_jobs:
+            if not service.pipeline.side_jobs.running:
                 break
             await asyncio.sleep(0.05)
         await service.stop()

@@ -1,0 +1,102 @@
+"""The conversation lifecycle around messages: summaries, retrospection, retention, stale states.
+
+All of it is side work: it never delays an answer, and its failures are only logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from smarthole_notes.bus import EventBus
+from smarthole_notes.conversations.store import Conversation, ConversationStore
+from smarthole_notes.conversations.summary import summarise
+from smarthole_notes.llm.anthropic_provider import AnthropicProvider
+from smarthole_notes.llm.prompt import local_zone
+from smarthole_notes.pipeline.access import ApiAccess
+from smarthole_notes.pipeline.jobs import SideJobs
+from smarthole_notes.retrospection import retrospect_ended_conversation
+from smarthole_notes.settings import Settings
+
+log = logging.getLogger("smarthole_notes.pipeline")
+
+STATE_SWEEP_SECONDS = 15 * 60
+
+
+class ConversationLifecycle:
+    def __init__(
+        self,
+        vault: Path,
+        store: ConversationStore,
+        bus: EventBus,
+        settings: Callable[[], Settings],
+        access: ApiAccess,
+        jobs: SideJobs,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._vault = vault
+        self._store = store
+        self._bus = bus
+        self._settings = settings
+        self._access = access
+        self._jobs = jobs
+        self._clock = clock
+
+    def ended(self, conversation: Conversation | None) -> None:
+        """A conversation just ended (idle, or by the agent): summarise and reflect on it."""
+        if conversation is not None:
+            self._jobs.start(self._after_ended(conversation, self._settings()))
+
+    async def end_explicitly(self, conversation_id: str, now: datetime) -> None:
+        ended = await asyncio.to_thread(
+            self._store.end_conversation, conversation_id, "explicit", now
+        )
+        self.ended(ended)
+
+    async def enforce_retention(self) -> None:
+        limit = self._settings().max_conversations_retained
+        await asyncio.to_thread(self._store.enforce_retention, limit)
+
+    async def _after_ended(self, conversation: Conversation, settings: Settings) -> None:
+        """Title and summary (a failure leaves it untitled), then retrospection if it is on."""
+        client = self._access.current_client()
+        if client is None:
+            return
+        messages = await asyncio.to_thread(self._store.messages, conversation.id)
+        if not messages:
+            return
+        provider = AnthropicProvider(client, settings.model, streaming=False)
+        try:
+            title, summary = await summarise(provider, messages)
+            conversation = await asyncio.to_thread(
+                self._store.set_summary, conversation.id, title, summary
+            )
+        except Exception as exc:
+            log.warning("Could not summarise conversation %s: %s", conversation.id, exc)
+        zone, _zone_name = local_zone()
+        await retrospect_ended_conversation(
+            settings=settings,
+            llm=client,
+            store=self._store,
+            conversation=conversation,
+            vault=self._vault,
+            now=self._clock(),
+            tz=zone,
+            bus=self._bus,
+        )
+
+    def drop_stale_states(self) -> None:
+        """Pending questions older than the setting are forgotten. Blocking."""
+        timeout = timedelta(minutes=self._settings().conversation_state_timeout_minutes)
+        dropped = self._store.drop_stale_states(self._clock() - timeout)
+        if dropped:
+            log.info("Dropped %d stale pending questions", dropped)
+
+    async def sweep_states(self) -> None:
+        """Every 15 minutes, for the life of the service."""
+        while True:
+            await asyncio.sleep(STATE_SWEEP_SECONDS)
+            await asyncio.to_thread(self.drop_stale_states)
