@@ -34,6 +34,7 @@ from smarthole_notes.logs import configure_logging
 from smarthole_notes.pipeline import Outcome, Pipeline
 from smarthole_notes.settings import Settings, load_settings
 from smarthole_notes.smarthole import ConnectionStatus, RoutedMessage, SmartHoleClient
+from smarthole_notes.vault import Vault
 from smarthole_notes.web import WebContext, create_app, generate_token, pipeline_undo
 from smarthole_notes.web.context import is_loopback
 
@@ -231,7 +232,10 @@ async def serve(options: ServeOptions) -> int:
     except BaseException:
         sock.close()
         raise
-    pipeline = Pipeline(vault, settings=settings, inbox=inbox, store=store, bus=bus)
+    # The long-lived parts, built once: every message, the API and side jobs share them.
+    pipeline = Pipeline(
+        vault, settings=settings, inbox=inbox, store=store, bus=bus, vault_access=Vault(vault)
+    )
     link = SmartHoleLink(pipeline, bus)
     link.build(settings())
 

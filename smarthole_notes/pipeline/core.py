@@ -128,6 +128,11 @@ class Pipeline:
         self.on_outcome: Callable[[Outcome], Awaitable[None] | None] | None = None
 
     @property
+    def vault_access(self) -> Vault:
+        """The service's one vault-access layer (its caches and link index live on)."""
+        return self.turns.vault
+
+    @property
     def messenger(self) -> Messenger | None:
         return self.delivery.messenger
 
