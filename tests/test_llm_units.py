@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from smarthole_notes.clock import format_local_time
 from smarthole_notes.llm.errors import ErrorCode, LLMError
 from smarthole_notes.llm.limits import DEFAULT_MAX_TOKENS, table_max_tokens
-from smarthole_notes.llm.prompt import SystemPrompt, format_local_time
+from smarthole_notes.llm.prompt import SystemPrompt
 from smarthole_notes.llm.retry import RetryPolicy, parse_retry_after
 from smarthole_notes.llm.service import trim_history
 from smarthole_notes.llm.state import ConversationState

@@ -27,7 +27,7 @@ from smarthole_notes.llm.pricing import PRICES, estimate_cost, format_usage, pri
 from smarthole_notes.llm.prompt import SystemPrompt
 from smarthole_notes.llm.service import AgentService
 from smarthole_notes.llm.state import ConversationState
-from smarthole_notes.llm.types import SystemText, Usage
+from smarthole_notes.llm.types import LLMRequest, Message, SystemText, Usage
 from smarthole_notes.settings import Settings
 from smarthole_notes.tools.base import ToolRegistry
 from smarthole_notes.tools.vault import vault_tools
@@ -374,16 +374,34 @@ def test_the_message_breakpoint_skips_blocks_that_cannot_carry_one() -> None:
             }
         ]
     }
-    apply_cache_breakpoints(params, "", "claude-sonnet-4-5")
+    apply_cache_breakpoints(params, "", "claude-sonnet-4-5", messages=True)
     content = params["messages"][0]["content"]
     assert ["cache_control" in b for b in content] == [True, False, False]
     assert "system" not in params
 
 
-def test_a_small_plain_system_prompt_stays_a_plain_string() -> None:
+def test_a_plain_system_prompt_is_sent_as_is_and_unmarked() -> None:
     params: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}]}
-    apply_cache_breakpoints(params, "be brief", "claude-haiku-4-5")
-    assert params == {"system": "be brief", "messages": [{"role": "user", "content": "hi"}]}
+    apply_cache_breakpoints(params, "be brief " * 2_000, "claude-sonnet-4-5", messages=False)
+    assert params == {
+        "system": "be brief " * 2_000,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+
+
+async def test_a_one_off_request_caches_nothing_but_tools_and_a_stable_system_part(
+    anthropic_api: AnthropicStandIn,
+) -> None:
+    """A summary or a retrospection is sent once: writing it to the cache would cost 1.25x."""
+    llm = provider(anthropic_api, streaming=False, model="claude-opus-4-7")
+    transcript = "User: add eggs\nAssistant: Added eggs to Lists/Shopping.md.\n" * 200
+    await llm.send(
+        LLMRequest(system="Summarise this conversation.", messages=(Message.user_text(transcript),))
+    )
+    body = anthropic_api.requests[0].body
+    assert breakpoints(body) == []
+    assert body["system"] == "Summarise this conversation."
+    assert account(anthropic_api.requests[0]).cache_creation_input_tokens == 0
 
 
 # ---------------------------------------------------------------- usage and cost

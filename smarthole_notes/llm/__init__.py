@@ -4,5 +4,7 @@
 - `anthropic_provider`: streaming and non-streaming calls with retries, cancellation,
   a stall watchdog and linear-time stream assembly (`assembly`).
 - `service`: the agent loop (tools, history, abort, conversation state); `prompt` builds
-  its system prompt.
+  its system prompt (a stable part, then the moment's part).
+- `caching`: where requests mark prompt-cache breakpoints; `pricing`: the price table and
+  each answer's estimated cost.
 """

@@ -182,7 +182,13 @@ class AnthropicProvider:
                 for t in request.tools
             ]
             params["tool_choice"] = TOOL_CHOICE
-        apply_cache_breakpoints(params, request.system, self.model, mark=self.prompt_caching)
+        apply_cache_breakpoints(
+            params,
+            request.system,
+            self.model,
+            mark=self.prompt_caching,
+            messages=request.cache_messages,
+        )
         return params
 
     async def _lookup_max_tokens(self, model: str) -> int | None:

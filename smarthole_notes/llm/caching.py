@@ -7,8 +7,10 @@ and a breakpoint also finds a prefix cached at any of the 20 blocks before it. S
 1. the last tool: the tool definitions, shared by every request;
 2. the end of the system prompt's stable part: tools + who the agent is + the user's
    information architecture, shared by every request while the settings stay;
-3. the last block of the last message: the whole prompt, which the next round of the tool
-   loop extends by a few blocks (one tool call at a time), so it reads all of this one.
+3. the last block of the last message (in a tool loop, `LLMRequest.cache_messages`): the
+   whole prompt, which the next round extends by a few blocks (one tool call at a time),
+   so it reads all of this one. A one-off request leaves it out: nothing would read it,
+   and a cache write costs 1.25x the input price.
 
 The volatile system part (time, conversation context, pending question) comes after (2) and
 is the only thing the next request does not share. A prefix shorter than the model's
@@ -73,13 +75,20 @@ def _size(value: Any) -> int:
 
 
 def apply_cache_breakpoints(
-    params: dict[str, Any], system: str, model: str, *, mark: bool = True
+    params: dict[str, Any],
+    system: str,
+    model: str,
+    *,
+    mark: bool = True,
+    messages: bool = True,
 ) -> None:
     """Set `params["system"]` from `system` and mark the breakpoints, in place.
 
     `params` holds `messages` (API dicts) and maybe `tools`. A `SystemText` is sent as two
-    text blocks, stable then volatile; a plain string as one block when it gets a
-    breakpoint, else as the plain string it is. `mark=False`: the same request, uncached.
+    text blocks, stable then volatile, with a breakpoint after the stable one; a plain
+    string is sent as it is, unmarked (nothing says it will be sent again).
+    `messages`: mark the last message block too (for a tool loop's next round).
+    `mark=False`: the same request, uncached.
     """
     minimum = min_cacheable_tokens(model) if mark else math.inf
     chars = 0
@@ -93,28 +102,28 @@ def apply_cache_breakpoints(
             tools[-1] = {**tools[-1], "cache_control": dict(CACHE_CONTROL)}
             marked += 1
 
-    stable = system.stable if isinstance(system, SystemText) else system
-    volatile = system.volatile if isinstance(system, SystemText) else ""
-    blocks: list[dict[str, Any]] = []
-    if stable:
-        chars += len(stable)
-        block: dict[str, Any] = {"type": "text", "text": stable}
-        if estimate_tokens(chars) + overhead >= minimum:
-            block["cache_control"] = dict(CACHE_CONTROL)
-            marked += 1
-        blocks.append(block)
-    if volatile:
-        chars += len(volatile)
-        blocks.append({"type": "text", "text": volatile})
-    if len(blocks) == 1 and "cache_control" not in blocks[0]:
-        params["system"] = blocks[0]["text"]
-    elif blocks:
-        params["system"] = blocks
+    if isinstance(system, SystemText):
+        blocks: list[dict[str, Any]] = []
+        if system.stable:
+            chars += len(system.stable)
+            block: dict[str, Any] = {"type": "text", "text": system.stable}
+            if estimate_tokens(chars) + overhead >= minimum:
+                block["cache_control"] = dict(CACHE_CONTROL)
+                marked += 1
+            blocks.append(block)
+        if system.volatile:
+            chars += len(system.volatile)
+            blocks.append({"type": "text", "text": system.volatile})
+        if blocks:
+            params["system"] = blocks
+    elif system:
+        chars += len(system)
+        params["system"] = str(system)
 
-    messages: list[dict[str, Any]] = params.get("messages") or []
-    chars += _size(messages)
-    if marked < MAX_BREAKPOINTS and estimate_tokens(chars) + overhead >= minimum:
-        _mark_last_block(messages)
+    listed: list[dict[str, Any]] = params.get("messages") or []
+    chars += _size(listed)
+    if messages and marked < MAX_BREAKPOINTS and estimate_tokens(chars) + overhead >= minimum:
+        _mark_last_block(listed)
 
 
 def _mark_last_block(messages: list[dict[str, Any]]) -> None:

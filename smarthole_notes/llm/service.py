@@ -181,6 +181,7 @@ class AgentService:
                 system=system,
                 messages=tuple(trim_history(self.history, self._max_history)),
                 tools=self.tools.specs,
+                cache_messages=True,
             )
             try:
                 response = await self.provider.send(request, cancel=cancel, on_event=on_event)

@@ -283,6 +283,10 @@ class LLMRequest:
     tools: tuple[ToolSpec, ...] = ()
     max_tokens: int | None = None
     """None means the model's own maximum (streaming) or the provider's default."""
+    cache_messages: bool = False
+    """Cache the whole prompt too: the next request extends this one (a tool loop's rounds).
+    Off for one-off requests, where writing the prompt to the cache would cost 1.25x for
+    nothing. Tools and a `SystemText`'s stable part are cached either way."""
 
 
 @dataclass(frozen=True, slots=True)
