@@ -19,11 +19,23 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias
+from typing import Annotated, Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 import tomlkit
 import tomlkit.exceptions
+from pydantic import (
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 from tomlkit.items import AoT, Table
 
 from smarthole_notes.durable import write_file_atomically
@@ -66,32 +78,121 @@ RETRY_MINUTES_HIGH: Final = 10080
 MAX_RETRIES: Final = 10
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Every setting of settings.md with its default.
+_CLIENT_NAME_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+_NO_SPACES_PATTERN: Final = r"^\S+$"
+_WS_URL_PATTERN: Final = r"^wss?://"
+_NOT_BLANK_PATTERN: Final = r"\S"
 
-    Constructing one directly does not validate (tests may want a tiny stream timeout);
-    validation happens where values enter: the file, command-line overrides and saves.
+RetryMinutes: TypeAlias = Annotated[
+    int | float,
+    WithJsonSchema({"type": "number", "minimum": RETRY_MINUTES_LOW, "maximum": RETRY_MINUTES_HIGH}),
+]
+"""One wait of the retry schedule; whole numbers stay whole (as the user wrote them)."""
+
+
+def _setting(
+    default: Any, title: str, help: str, group: str, *, widget: str | None = None, **bounds: Any
+) -> Any:
+    """A setting's one declaration: default, form label, help text, form group and bounds.
+
+    `group` and `widget` ride along in the JSON schema (`x-group`, `x-widget`) for the chat
+    page's form; the bounds are both pydantic constraints and what `validate_setting` checks.
+    """
+    extra: dict[str, JsonValue] = {"x-group": group}
+    if widget is not None:
+        extra["x-widget"] = widget
+    return Field(default, title=title, description=help, json_schema_extra=extra, **bounds)
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(title="Settings"))
+class Settings:
+    """Every setting of settings.md: default, bounds, title and help, declared once.
+
+    Validation, the TOML reading, the API's schema (OpenAPI), the chat page's form and the
+    README's table all come from these declarations. Constructing one validates it.
     """
 
-    model: str = "claude-haiku-4-5"
-    enable_smarthole_connection: bool = True
-    smarthole_url: str = "ws://127.0.0.1:9473"
-    client_name: str = "Miss-Simone"
-    routing_description: str = DEFAULT_ROUTING_DESCRIPTION
-    information_architecture: str = DEFAULT_INFORMATION_ARCHITECTURE
-    conversation_idle_timeout_minutes: int = 30
-    max_conversations_retained: int = 1000
-    conversation_state_timeout_minutes: int = 60
-    enable_conversation_retrospection: bool = False
-    retrospection_prompt: str = DEFAULT_RETROSPECTION_PROMPT
-    enable_git_version_control: bool = False
-    auto_commit_after_processing: bool = True
-    verbose_logging: bool = False
-    stream_idle_timeout_seconds: float = 90.0
-    retry_failed_messages_minutes: tuple[float, ...] = DEFAULT_RETRY_MINUTES
-    """When a message that failed for a transient reason is tried again, in minutes counted
-    from its previous failure; after the last it waits for the user."""
+    model: str = _setting(
+        "claude-haiku-4-5", "Model ID", "The model for the agent; the header's selector sets it too.",
+        "Agent", widget="model", min_length=1, max_length=200, pattern=_NO_SPACES_PATTERN,
+    )  # fmt: skip
+    enable_smarthole_connection: bool = _setting(
+        True, "Connect to SmartHole", "Connect to SmartHole, the voice and text message router.",
+        "SmartHole",
+    )  # fmt: skip
+    smarthole_url: str = _setting(
+        "ws://127.0.0.1:9473", "SmartHole address", "For example ws://127.0.0.1:9473",
+        "SmartHole", max_length=2048, pattern=_WS_URL_PATTERN,
+    )  # fmt: skip
+    client_name: str = _setting(
+        "Miss-Simone", "Client name", "The name this service registers with SmartHole.",
+        "SmartHole", max_length=64, pattern=_CLIENT_NAME_PATTERN,
+    )  # fmt: skip
+    routing_description: str = _setting(
+        DEFAULT_ROUTING_DESCRIPTION, "Routing description",
+        "What SmartHole's router is told this client handles.",
+        "SmartHole", widget="routing", min_length=1, max_length=1024, pattern=_NOT_BLANK_PATTERN,
+    )  # fmt: skip
+    information_architecture: str = _setting(
+        DEFAULT_INFORMATION_ARCHITECTURE, "Information architecture",
+        "How you want the vault organised: guidance for the agent, not rigid rules.",
+        "Agent", widget="textarea", max_length=20_000,
+    )  # fmt: skip
+    conversation_idle_timeout_minutes: int = _setting(
+        30, "Idle timeout (minutes)", "Silence that ends a conversation.",
+        "Conversations", ge=1, le=10080,
+    )  # fmt: skip
+    max_conversations_retained: int = _setting(
+        1000, "Conversations kept", "The oldest ended conversations beyond this are dropped.",
+        "Conversations", ge=1, le=1_000_000,
+    )  # fmt: skip
+    conversation_state_timeout_minutes: int = _setting(
+        60, "Pending question timeout (minutes)",
+        "Age at which a question the agent asked and that was not answered is dropped.",
+        "Conversations", ge=1, le=10080,
+    )  # fmt: skip
+    enable_conversation_retrospection: bool = _setting(
+        False, "Reflect on each ended conversation (retrospection)",
+        "Claude notes what would have made an ended conversation go better.",
+        "Conversations",
+    )  # fmt: skip
+    retrospection_prompt: str = _setting(
+        DEFAULT_RETROSPECTION_PROMPT, "Retrospection prompt", "Instructions for that reflection.",
+        "Conversations", widget="textarea", max_length=20_000,
+    )  # fmt: skip
+    enable_git_version_control: bool = _setting(
+        False, "Version the vault with git", "Each processed message's changes become a commit "
+        "that can be undone.", "Git",
+    )  # fmt: skip
+    auto_commit_after_processing: bool = _setting(
+        True, "Commit after each processed message",
+        "Commit each processed message's changes (when git is on).", "Git",
+    )  # fmt: skip
+    verbose_logging: bool = _setting(
+        False, "Verbose logging", "Debug-level logs of LLM calls, retries and the tool loop.",
+        "Agent",
+    )  # fmt: skip
+    stream_idle_timeout_seconds: float = _setting(
+        90.0, "Stream idle timeout (seconds)",
+        "A stream silent this long is abandoned and retried.", "Agent", ge=5, le=3600,
+    )  # fmt: skip
+    retry_failed_messages_minutes: tuple[RetryMinutes, ...] = _setting(
+        DEFAULT_RETRY_MINUTES, "Automatic retries (minutes)",
+        "When a message that failed for a transient reason (Anthropic overloaded, rate "
+        "limited, a server or network error) is tried again, in minutes after its previous "
+        "failure, e.g. 1, 5, 15, 60, 240; ascending. After the last it waits for you.",
+        "Agent", widget="list", min_length=1, max_length=MAX_RETRIES,
+    )  # fmt: skip
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _user_check(cls, value: object, info: ValidationInfo) -> object:
+        """The user-worded check of one value (the pydantic constraints then hold)."""
+        assert info.field_name is not None
+        try:
+            return _check(info.field_name, value)
+        except _Invalid as exc:
+            raise invalid_setting_error(info.field_name, value, str(exc)) from None
 
     def as_dict(self) -> dict[str, Any]:
         """All settings as a plain, JSON-ready dict, in the order of settings.md."""
@@ -102,7 +203,20 @@ class Settings:
 
 
 SETTING_KEYS: Final[tuple[str, ...]] = tuple(f.name for f in fields(Settings))
+SETTINGS_ADAPTER: Final = TypeAdapter(Settings)
 _DEFAULTS: Final[Settings] = Settings()
+
+
+def setting_fields() -> dict[str, FieldInfo]:
+    """Each setting's declaration (type, default, bounds, title, help), in settings.md order."""
+    declared: dict[str, FieldInfo] = getattr(Settings, "__pydantic_fields__")  # noqa: B009
+    return {key: declared[key] for key in SETTING_KEYS}
+
+
+def settings_schema() -> dict[str, Any]:
+    """The JSON schema of the settings (what the API documents and the page's form reads)."""
+    return SETTINGS_ADAPTER.json_schema()
+
 
 ProblemKind: TypeAlias = Literal["unreadable", "invalid_toml", "invalid_value", "unknown_key"]
 
@@ -141,6 +255,19 @@ class SettingsFileError(Exception):
     """settings.toml cannot be updated without losing the user's content (e.g. it is broken)."""
 
 
+INVALID_SETTING: Final = "invalid_setting"
+"""The pydantic error type of a setting's user-worded check (the API answers it with 422)."""
+
+
+def invalid_setting_error(key: str, value: object, reason: str) -> PydanticCustomError:
+    """A pydantic error carrying the user-worded reason and the whole message."""
+    return PydanticCustomError(
+        INVALID_SETTING,
+        "{message}",
+        {"reason": reason, "message": _invalid_message(key, value, reason)},
+    )
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -148,13 +275,14 @@ class _Invalid(Exception):
     """Internal: a value failed its check; the argument is the reason, worded for the user."""
 
 
-_Validator: TypeAlias = Callable[[object], object]
-
-_CLIENT_NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-_MAX_URL_LENGTH: Final = 2048
-_MAX_MODEL_LENGTH: Final = 200
-_MAX_ROUTING_DESCRIPTION: Final = 1024
-_MAX_LONG_TEXT: Final = 20_000
+def _limits(key: str) -> dict[str, Any]:
+    """The bounds declared on a setting, by constraint name (ge, le, min_length, ...)."""
+    found: dict[str, Any] = {}
+    for item in setting_fields()[key].metadata:
+        for name in ("ge", "le", "min_length", "max_length", "pattern"):
+            if (value := getattr(item, name, None)) is not None:
+                found[name] = value
+    return found
 
 
 def _unquote_hint(value: object) -> str:
@@ -162,7 +290,7 @@ def _unquote_hint(value: object) -> str:
     return ", without quotes" if isinstance(value, str) else ""
 
 
-def _check_bool(value: object) -> bool:
+def _check_bool(key: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
     hint = ""
@@ -171,38 +299,39 @@ def _check_bool(value: object) -> bool:
     raise _Invalid(f"must be true or false{hint}")
 
 
-def _int_checker(low: int, high: int) -> _Validator:
-    def check(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(f"must be a whole number from {low} to {high}{_unquote_hint(value)}")
-        if value < low:
-            raise _Invalid(f"must be a whole number of at least {low}")
-        if value > high:
-            raise _Invalid(f"must be a whole number of at most {high}")
-        return value
-
-    return check
-
-
-def _number_checker(low: float, high: float, unit: str) -> _Validator:
-    def check(value: object) -> float:
-        wrong = f"must be a number of {unit} from {low:g} to {high:g}"
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Invalid(wrong + _unquote_hint(value))
-        if not low <= value <= high:  # also false for NaN; compared before float() can overflow
-            raise _Invalid(wrong)
-        return float(value)
-
-    return check
+def _check_int(key: str, value: object) -> int:
+    limits = _limits(key)
+    low, high = limits["ge"], limits["le"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"must be a whole number from {low} to {high}{_unquote_hint(value)}")
+    if value < low:
+        raise _Invalid(f"must be a whole number of at least {low}")
+    if value > high:
+        raise _Invalid(f"must be a whole number of at most {high}")
+    return value
 
 
-def _check_retry_minutes(value: object) -> tuple[float, ...]:
+def _check_number(key: str, value: object) -> float:
+    limits = _limits(key)
+    low, high = limits["ge"], limits["le"]
+    unit = key.rsplit("_", 1)[-1]  # stream_idle_timeout_seconds: "seconds"
+    wrong = f"must be a number of {unit} from {low:g} to {high:g}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(wrong + _unquote_hint(value))
+    if not low <= value <= high:  # also false for NaN; compared before float() can overflow
+        raise _Invalid(wrong)
+    return float(value)
+
+
+def _check_retry_minutes(key: str, value: object) -> tuple[float, ...]:
     """A short ascending list of waits in minutes; whole numbers stay whole (as written)."""
+    limits = _limits(key)
+    low, high = limits["min_length"], limits["max_length"]
     wrong = (
-        f"must be a list of 1 to {MAX_RETRIES} numbers of minutes from {RETRY_MINUTES_LOW:g} "
+        f"must be a list of {low} to {high} numbers of minutes from {RETRY_MINUTES_LOW:g} "
         f"to {RETRY_MINUTES_HIGH}, such as [1, 5, 15, 60, 240]"
     )
-    if not isinstance(value, list | tuple) or not 1 <= len(value) <= MAX_RETRIES:
+    if not isinstance(value, list | tuple) or not low <= len(value) <= high:
         raise _Invalid(wrong)
     minutes: list[float] = []
     for item in value:
@@ -216,7 +345,7 @@ def _check_retry_minutes(value: object) -> tuple[float, ...]:
     return tuple(minutes)
 
 
-def _check_model(value: object) -> str:
+def _check_model(key: str, value: object) -> str:
     if not isinstance(value, str):
         raise _Invalid('must be a model name in quotes, such as "claude-haiku-4-5"')
     if not value:
@@ -225,16 +354,16 @@ def _check_model(value: object) -> str:
         raise _Invalid("must not contain spaces or line breaks")
     if not value.isprintable():
         raise _Invalid("must not contain control characters")
-    if len(value) > _MAX_MODEL_LENGTH:
-        raise _Invalid(f"must be at most {_MAX_MODEL_LENGTH} characters")
+    if len(value) > (high := _limits(key)["max_length"]):
+        raise _Invalid(f"must be at most {high} characters")
     return value
 
 
-def _check_url(value: object) -> str:
+def _check_url(key: str, value: object) -> str:
     reason = "must be a ws:// or wss:// address with a host, such as ws://127.0.0.1:9473"
     if not isinstance(value, str) or not value:
         raise _Invalid(reason)
-    if len(value) > _MAX_URL_LENGTH or not value.isprintable() or " " in value:
+    if len(value) > _limits(key)["max_length"] or not value.isprintable() or " " in value:
         raise _Invalid(reason)
     try:
         parts = urlsplit(value)
@@ -248,11 +377,13 @@ def _check_url(value: object) -> str:
     return value
 
 
-def _check_client_name(value: object) -> str:
-    if isinstance(value, str) and _CLIENT_NAME_RE.fullmatch(value):
+def _check_client_name(key: str, value: object) -> str:
+    limits = _limits(key)
+    if isinstance(value, str) and re.fullmatch(limits["pattern"], value, re.ASCII):
         return value
     raise _Invalid(
-        "must start with a letter and contain only letters, digits, - and _ (at most 64 characters)"
+        "must start with a letter and contain only letters, digits, - and _ "
+        f"(at most {limits['max_length']} characters)"
     )
 
 
@@ -261,48 +392,44 @@ def _normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _require_unicode(text: str) -> None:
-    """Lone surrogates (possible from JSON) cannot be written as UTF-8."""
-    try:
-        text.encode("utf-8")
+def _check_text(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("must be text in quotes")
+    try:  # lone surrogates (possible from JSON) cannot be written as UTF-8
+        value.encode("utf-8")
     except UnicodeEncodeError:
         raise _Invalid("must be valid Unicode text") from None
+    text = _normalise_newlines(value)
+    limits = _limits(key)
+    if limits.get("min_length", 0) > 0 and not text.strip():
+        raise _Invalid("must not be empty")
+    if len(text) > (high := limits["max_length"]):
+        raise _Invalid(f"must be at most {high} characters (it has {len(text)})")
+    return text
 
 
-def _text_checker(low: int, high: int) -> _Validator:
-    def check(value: object) -> str:
-        if not isinstance(value, str):
-            raise _Invalid("must be text in quotes")
-        _require_unicode(value)
-        text = _normalise_newlines(value)
-        if low > 0 and not text.strip():
-            raise _Invalid("must not be empty")
-        if len(text) > high:
-            raise _Invalid(f"must be at most {high} characters (it has {len(text)})")
-        return text
-
-    return check
-
-
-_VALIDATORS: Final[dict[str, _Validator]] = {
+_STRING_CHECKS: Final[dict[str, Callable[[str, object], str]]] = {
     "model": _check_model,
-    "enable_smarthole_connection": _check_bool,
     "smarthole_url": _check_url,
     "client_name": _check_client_name,
-    "routing_description": _text_checker(1, _MAX_ROUTING_DESCRIPTION),
-    "information_architecture": _text_checker(0, _MAX_LONG_TEXT),
-    "conversation_idle_timeout_minutes": _int_checker(1, 10080),
-    "max_conversations_retained": _int_checker(1, 1_000_000),
-    "conversation_state_timeout_minutes": _int_checker(1, 10080),
-    "enable_conversation_retrospection": _check_bool,
-    "retrospection_prompt": _text_checker(0, _MAX_LONG_TEXT),
-    "enable_git_version_control": _check_bool,
-    "auto_commit_after_processing": _check_bool,
-    "verbose_logging": _check_bool,
-    "stream_idle_timeout_seconds": _number_checker(5, 3600, "seconds"),
-    "retry_failed_messages_minutes": _check_retry_minutes,
 }
-assert set(_VALIDATORS) == set(SETTING_KEYS), "every setting needs exactly one validator"
+"""Strings with a format of their own; every other string setting is free text."""
+
+_CHECKS_BY_TYPE: Final[dict[object, Callable[[str, object], object]]] = {
+    bool: _check_bool,
+    int: _check_int,
+    float: _check_number,
+    str: _check_text,
+}
+
+
+def _check(key: str, value: object) -> object:
+    """Check one value against its declaration; raises _Invalid with the user-worded reason."""
+    if key in _STRING_CHECKS:
+        return _STRING_CHECKS[key](key, value)
+    annotation = setting_fields()[key].annotation
+    check = _CHECKS_BY_TYPE.get(annotation, _check_retry_minutes)
+    return check(key, value)
 
 
 def _show(value: object, limit: int = 40) -> str:
@@ -329,6 +456,10 @@ def _show(value: object, limit: int = 40) -> str:
     return str(value)
 
 
+def _invalid_message(key: str, value: object, reason: str) -> str:
+    return f"{key} = {_show(value)} is invalid ({reason})"
+
+
 def _did_you_mean(key: str) -> str:
     """A hint for a probable typo of a known key, or nothing."""
     close = difflib.get_close_matches(key, SETTING_KEYS, n=1)
@@ -341,17 +472,48 @@ def validate_setting(key: str, value: object) -> Any:
     Raises SettingValueError (a ValueError) naming the key and the reason, for unknown
     keys too. Used for command-line overrides, saves and the settings API.
     """
-    validator = _VALIDATORS.get(key)
-    if validator is None:
+    if key not in SETTING_KEYS:
         message = f"unknown setting {key!r}{_did_you_mean(key)}"
         raise SettingValueError(key, "unknown setting", message)
     try:
-        return validator(value)
+        return _check(key, value)
     except _Invalid as exc:
         reason = str(exc)
-        raise SettingValueError(
-            key, reason, f"{key} = {_show(value)} is invalid ({reason})"
-        ) from None
+        raise SettingValueError(key, reason, _invalid_message(key, value, reason)) from None
+
+
+def readme_table() -> str:
+    """The README's settings table, generated from the declarations (a test compares them)."""
+    rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    for key, info in setting_fields().items():
+        default = getattr(_DEFAULTS, key)
+        shown = "(a paragraph)" if isinstance(default, str) and len(default) > 60 else None
+        if shown is None:
+            shown = f"`{_show(default).strip(chr(34))}`"
+        rows.append(f"| `{key}` | {shown} | {_allowed(key, info)} | {info.description} |")
+    return "\n".join(rows)
+
+
+def _allowed(key: str, info: FieldInfo) -> str:
+    limits = _limits(key)
+    if info.annotation is bool:
+        return "true or false"
+    if info.annotation in (int, float):
+        kind = "whole number" if info.annotation is int else "number"
+        return f"{kind}, {_show(limits['ge'])} to {_show(limits['le'])}"
+    if info.annotation is str:
+        kinds = {
+            "model": "a model id without spaces",
+            "smarthole_url": "a ws:// or wss:// address",
+            "client_name": "a letter, then letters, digits, - and _",
+        }
+        low = limits.get("min_length", 0)
+        text = kinds.get(key, "text" if low == 0 else "text, not empty")
+        return f"{text}; at most {limits['max_length']} characters"
+    return (
+        f"{limits['min_length']} to {limits['max_length']} ascending numbers, "
+        f"{_show(RETRY_MINUTES_LOW)} to {_show(RETRY_MINUTES_HIGH)}"
+    )
 
 
 # --------------------------------------------------------------------------- reading
@@ -368,8 +530,7 @@ def _settings_from_mapping(
     """Valid values by key; every invalid or unknown one is reported into `problems`."""
     values: dict[str, Any] = {}
     for key, value in data.items():
-        validator = _VALIDATORS.get(key)
-        if validator is None:
+        if key not in SETTING_KEYS:
             unknown[key] = value
             problems.append(
                 SettingProblem(
@@ -381,7 +542,7 @@ def _settings_from_mapping(
             )
             continue
         try:
-            values[key] = validator(value)
+            values[key] = _check(key, value)
         except _Invalid as exc:
             default = getattr(_DEFAULTS, key)
             problems.append(
@@ -543,3 +704,7 @@ def _file_mode(path: Path) -> int | None:
         return path.stat().st_mode & 0o777
     except OSError:
         return None
+
+
+if __name__ == "__main__":  # `python -m smarthole_notes.settings`: the README's table
+    print(readme_table())

@@ -21,8 +21,10 @@ from smarthole_notes.settings import (
     SettingsFileError,
     SettingValueError,
     load_settings,
+    readme_table,
     save_settings,
     settings_path,
+    settings_schema,
     validate_setting,
 )
 
@@ -686,3 +688,41 @@ def test_save_writes_the_retry_schedule_as_a_toml_array(vault: Path) -> None:
     text = settings_path(vault).read_text(encoding="utf-8")
     assert "retry_failed_messages_minutes = [0.5, 2, 30]" in text
     assert load_settings(vault).settings.retry_failed_messages_minutes == (0.5, 2, 30)
+
+
+# --------------------------------------------------------------------------- one declaration
+
+
+def test_the_readme_table_is_the_one_generated_from_the_model() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme_table()
+    assert table in readme
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    listed = [row.split("`")[1] for row in rows if row.split("`")[1] in SETTING_KEYS]
+    assert listed == list(SETTING_KEYS)
+
+
+@pytest.mark.parametrize("key", SETTING_KEYS)
+def test_every_bound_in_the_schema_is_the_one_validation_enforces(key: str) -> None:
+    schema = settings_schema()["properties"][key]
+    assert schema["title"] and schema["description"]
+    assert schema["default"] == EXPECTED_DEFAULTS[key] or key == "retry_failed_messages_minutes"
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None:
+        validate_setting(key, low)
+        validate_setting(key, high)
+        for outside in (low - 1, high + 1):
+            with pytest.raises(SettingValueError):
+                validate_setting(key, outside)
+    if schema.get("maxLength") is not None:
+        too_long = "a" * (schema["maxLength"] + 1)
+        with pytest.raises(SettingValueError):
+            validate_setting(key, too_long)
+    if key == "retry_failed_messages_minutes":
+        item = schema["items"]
+        validate_setting(key, [item["minimum"]] * schema["maxItems"])
+        validate_setting(key, [item["maximum"]] * schema["minItems"])
+        with pytest.raises(SettingValueError):
+            validate_setting(key, [item["minimum"] / 2])
+        with pytest.raises(SettingValueError):
+            validate_setting(key, [1] * (schema["maxItems"] + 1))
