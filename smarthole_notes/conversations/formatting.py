@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, tzinfo
 
+from smarthole_notes.clock import format_local_time
 from smarthole_notes.conversations.store import Conversation, StoredMessage, ToolUse
-from smarthole_notes.llm.prompt import format_local_time
 
 
 def clock_time(local: datetime) -> str:

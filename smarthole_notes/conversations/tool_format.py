@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import tzinfo
 
+from smarthole_notes.clock import local_zone
 from smarthole_notes.conversations.formatting import (
     full_time,
     one_line,
@@ -22,7 +23,6 @@ from smarthole_notes.conversations.store import (
     SearchHit,
     StoredMessage,
 )
-from smarthole_notes.llm.prompt import local_zone
 from smarthole_notes.tools.base import ToolError
 
 DEFAULT_RECENT = 10

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from smarthole_notes.bus import EventBus
+from smarthole_notes.clock import local_zone
 from smarthole_notes.conversations.store import Conversation, ConversationStore
 from smarthole_notes.conversations.summary import summarise
 from smarthole_notes.llm.anthropic_provider import AnthropicProvider
-from smarthole_notes.llm.prompt import local_zone
 from smarthole_notes.pipeline.access import ApiAccess
 from smarthole_notes.pipeline.jobs import SideJobs
 from smarthole_notes.retrospection import retrospect_ended_conversation

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from smarthole_notes.clock import local_zone
 from smarthole_notes.llm.errors import LLMError
-from smarthole_notes.llm.prompt import local_zone
 from smarthole_notes.llm.service import AgentResult
 from smarthole_notes.smarthole.notifications import NOTE_WRITING_TOOLS
 

@@ -21,6 +21,7 @@ import anthropic
 
 from smarthole_notes.agent import build_agent
 from smarthole_notes.bus import EventBus
+from smarthole_notes.clock import local_zone
 from smarthole_notes.conversations.context import build_context
 from smarthole_notes.conversations.store import (
     Conversation,
@@ -39,7 +40,6 @@ from smarthole_notes.llm.events import (
     ToolFinished,
     ToolStarted,
 )
-from smarthole_notes.llm.prompt import local_zone
 from smarthole_notes.llm.service import AgentResult, AgentService
 from smarthole_notes.llm.state import ConversationState
 from smarthole_notes.pipeline.commits import RequestCommits
@@ -317,15 +317,8 @@ class UpdateRecorder:
 
 
 def usage_record(result: AgentResult, model: str) -> dict[str, Any]:
-    """What an answer cost, kept with it in the history."""
-    usage = result.usage
-    return {
-        "model": model,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_write_tokens": usage.cache_creation_input_tokens or 0,
-        "cache_read_tokens": usage.cache_read_input_tokens or 0,
-    }
+    """What an answer cost (tokens, model, estimated cost), kept with it in the history."""
+    return result.usage.to_dict(model)
 
 
 def _input_method(message: InboxMessage) -> InputMethod:
