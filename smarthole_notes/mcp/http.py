@@ -87,18 +87,17 @@ class McpHttpEndpoint:
 def service_for(ctx: WebContext) -> McpVaultService:
     """The MCP tools of a running `serve`: its settings, its repository, its event bus."""
     pipeline = ctx.pipeline
-    # The pipeline's own repository object, so agent and MCP commits share one lock and one
-    # order (its `git()` moved to `pipeline.commits` when the pipeline was split up).
-    commits: Any = getattr(pipeline, "commits", pipeline)
 
     async def pipeline_undo(git: GitVault, target: str) -> UndoResult:
         # Through the pipeline: it waits until no agent request is between its edits.
         return await pipeline.undo(target)
 
+    # The service's one vault layer and repository object: MCP and agent writes share one
+    # write lock, one link graph, and one commit order.
     return McpVaultService(
-        ctx.vault,
+        pipeline.vault_access,
         settings=ctx.settings,
-        git=commits.git,
+        git=pipeline.commits.git,
         llm=ctx.anthropic_client if ctx.anthropic_client is not None else lambda: None,
         publish=ctx.bus.publish,
         undo_runner=pipeline_undo,

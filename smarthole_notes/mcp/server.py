@@ -171,7 +171,7 @@ class McpVaultService:
 
     def __init__(
         self,
-        vault: Path,
+        vault: Path | Vault,
         *,
         settings: Callable[[], Settings],
         git: Callable[[], GitVault | None] | None = None,
@@ -179,7 +179,7 @@ class McpVaultService:
         publish: Publish | None = None,
         undo_runner: UndoRunner = _undo_in_thread,
     ) -> None:
-        self.vault = Vault(vault)
+        self.vault = vault if isinstance(vault, Vault) else Vault(vault)
         self.root = self.vault.root
         self._settings = settings
         self._git = git if git is not None else self._own_git

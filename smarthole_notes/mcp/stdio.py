@@ -13,12 +13,14 @@ from pathlib import Path
 
 from mcp.server.stdio import stdio_server
 
+from smarthole_notes.credentials import resolve_api_key
+from smarthole_notes.llm.anthropic_provider import make_client
 from smarthole_notes.logs import configure_logging
 from smarthole_notes.mcp.live import LiveSender
 from smarthole_notes.mcp.server import McpVaultService, build_server
 from smarthole_notes.settings import Settings, load_settings
 from smarthole_notes.versioning import GitError
-from smarthole_notes.web.context import ClientFactory
+from smarthole_notes.versioning.commit_message import LLM
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +29,31 @@ def _settings(vault: Path) -> Settings:
     return load_settings(vault).settings
 
 
+class CommitMessageClient:
+    """The SDK client for Haiku's commit messages, for the key in effect (None: no key, and
+    the deterministic message is used); made again only when the key changes."""
+
+    def __init__(self) -> None:
+        self._client: LLM = None
+        self._key: str | None = None
+
+    def __call__(self) -> LLM:
+        key = resolve_api_key(on_warning=log.warning)
+        if key is None:
+            return None
+        if self._client is None or self._key != key.reveal():
+            self._client = make_client(key.reveal())
+            self._key = key.reveal()
+        return self._client
+
+
 async def run_stdio(vault: Path) -> int:
     """Serve until the client closes stdin; the commits still being written finish first."""
     for problem in load_settings(vault).problems:
         log.warning("settings.toml: %s", problem.message)
     sender = LiveSender(vault)
     service = McpVaultService(
-        vault, settings=lambda: _settings(vault), llm=ClientFactory(), publish=sender
+        vault, settings=lambda: _settings(vault), llm=CommitMessageClient(), publish=sender
     )
     git = service.current_git()
     if git is not None:

@@ -23,10 +23,15 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no advisory locks; the check-then-rename stays as it is
+    fcntl = None  # type: ignore[assignment]
 
 from smarthole_notes.durable import temp_name, temp_writer_pid
 from smarthole_notes.vault.errors import ConflictError, NotFoundError, VaultError
@@ -156,9 +161,12 @@ def atomic_write(
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            if check is not None:
-                check()
-            os.replace(tmp, target.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            if check is None:
+                os.replace(tmp, target.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            else:
+                with _writers_excluded(target.name, dir_fd):
+                    check()
+                    os.replace(tmp, target.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dir_fd)
@@ -166,6 +174,31 @@ def atomic_write(
         _fsync_dir(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def _writers_excluded(name: str, dir_fd: int) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the note from the check to the rename.
+
+    Within one process the vault's lock already serialises writes; this closes the gap
+    between two processes on one vault (`serve` and `smarthole-notes mcp`): a second
+    writer's check waits until the first one's rename is done, then sees its bytes and
+    redoes its edit, instead of both checks passing and one rename discarding the other's
+    change. Editors that take no lock (Obsidian) are still covered by the check alone.
+    """
+    if fcntl is None:
+        yield
+        return
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:  # absent (the check will say so) or not lockable: check without the lock
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def make_parents(resolver: PathResolver, vp: VaultPath) -> None:

@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 from starlette.websockets import WebSocket
 
+from smarthole_notes.mcp.http import mount_mcp
 from smarthole_notes.web.api import Api, ApiError
 from smarthole_notes.web.context import WebContext
 from smarthole_notes.web.live import LiveState, event_stream
@@ -160,6 +161,7 @@ def create_app(ctx: WebContext) -> Starlette:
     )
     app.state.live = live
     app.state.api = api
+    app.state.mcp = mount_mcp(app, ctx)  # MCP at /mcp, behind the same access checks
     with contextlib.suppress(RuntimeError):  # no running loop: the lifespan starts it
         asyncio.get_running_loop()
         live.start()
