@@ -22,6 +22,7 @@ from smarthole_notes.llm.errors import ErrorCode, LLMError, OutputLimitError, Re
 from smarthole_notes.llm.events import EventSink, ToolFinished, ToolStarted
 from smarthole_notes.llm.provider import Provider
 from smarthole_notes.llm.state import ConversationState
+from smarthole_notes.llm.tooling import NoTools, ToolRunner
 from smarthole_notes.llm.types import (
     ContentBlock,
     LLMRequest,
@@ -34,7 +35,6 @@ from smarthole_notes.llm.types import (
     ToolUseBlock,
     Usage,
 )
-from smarthole_notes.tools.base import ToolRegistry
 
 log = logging.getLogger("smarthole_notes.llm")
 
@@ -127,12 +127,12 @@ class AgentService:
         provider: Provider,
         *,
         system_prompt: Callable[[ConversationState], str],
-        tools: ToolRegistry | None = None,
+        tools: ToolRunner | None = None,
         max_iterations: int = MAX_TOOL_ITERATIONS,
         max_history_messages: int = MAX_HISTORY_MESSAGES,
     ) -> None:
         self.provider = provider
-        self.tools = tools if tools is not None else ToolRegistry()
+        self.tools: ToolRunner = tools if tools is not None else NoTools()
         self.history: list[Message] = []
         self.state = ConversationState()
         self._system_prompt = system_prompt
