@@ -60,7 +60,8 @@ class Tool:
     description: str
     input_schema: dict[str, Any]
     execute: Callable[[Any], Awaitable[str]]
-    """Gets an instance of `input_model` when there is one, else the input dict."""
+    """Takes the input dict; a tool with an `input_model` also takes a validated instance
+    (what the registry passes after its check)."""
     input_model: type[ToolArgs] | None = None
     annotations: ToolAnnotations = field(default_factory=ToolAnnotations)
     writes_vault: bool = False
