@@ -20,7 +20,7 @@ from datetime import date, datetime, time, tzinfo
 from pathlib import Path
 from typing import Final
 
-from smarthole_notes.llm.prompt import format_local_time, local_zone
+from smarthole_notes.clock import format_local_time, local_zone
 from smarthole_notes.settings import Settings
 from smarthole_notes.tools import catalog
 from smarthole_notes.tools.base import ArgsT, Tool, ToolError, ToolRegistry
