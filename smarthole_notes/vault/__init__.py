@@ -16,11 +16,11 @@ import posixpath
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
 
-from smarthole_notes.vault import edits, files, obsidian
+from smarthole_notes.vault import edits, files, frontmatter, obsidian
 from smarthole_notes.vault.cache import ContentCache
 from smarthole_notes.vault.errors import (
     AmbiguousPathError,
@@ -31,6 +31,7 @@ from smarthole_notes.vault.errors import (
 )
 from smarthole_notes.vault.files import BetweenReadAndWrite
 from smarthole_notes.vault.format import format_time
+from smarthole_notes.vault.index import IndexStatus, NoteHit, NoteIndex, NoteLinks
 from smarthole_notes.vault.linkgraph import LinkGraph
 from smarthole_notes.vault.links import Link, exact_keys, find_links, rewrite_links
 from smarthole_notes.vault.listing import Entry, Glob, walk
@@ -46,12 +47,16 @@ __all__ = [
     "DeleteOutcome",
     "EditOutcome",
     "FolderOutcome",
+    "IndexStatus",
     "InfoOutcome",
     "ListOutcome",
     "MoveOutcome",
     "NotFoundError",
+    "NoteLinks",
+    "PropertiesOutcome",
     "ReadOutcome",
     "RefusedPathError",
+    "SearchNotesOutcome",
     "Vault",
     "VaultError",
     "VaultPath",
@@ -63,6 +68,7 @@ READ_MAX_BYTES = 100 * 1024
 READ_MAX_LINE_CHARS = 20_000
 WRITE_MAX_BYTES = 16 * 1024 * 1024
 SEEN_ENTRIES = 2048
+INDEX_WAIT_SECONDS = 20.0  # a search waits this long for a first build (then says so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,7 @@ class DeleteOutcome:
     rel: str
     trash_rel: str
     is_dir: bool
+    linked_from: int | None = None  # notes elsewhere linking to what was deleted (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +118,7 @@ class MoveOutcome:
     links: int = 0
     notes: int = 0
     failures: list[str] = field(default_factory=list)
+    linked_from: int | None = None  # notes elsewhere linking to what moved (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +139,19 @@ class InfoOutcome:
     lines: int | None = None
     children: tuple[int, int] | None = None  # (files, folders) directly inside
     binary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchNotesOutcome:
+    hits: list[NoteHit]
+    status: IndexStatus  # the build may still be running: results then are partial
+
+
+@dataclass(frozen=True, slots=True)
+class PropertiesOutcome:
+    rel: str
+    changes: list[str]  # "set status", "added due", "removed draft"
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +181,8 @@ class Vault:
         self._lock = threading.RLock()  # serialises this service's own writes
         self._seen: OrderedDict[str, str] = OrderedDict()  # real path -> digest last shown
         self._links: LinkGraph | None = None  # built at the first move
+        self.index = NoteIndex(self.root)  # search_notes, get_links: built by start_index()
+        self._relinked: list[str] = []  # notes whose links the last move rewrote
 
     # -- shared helpers ----------------------------------------------------------------
 
@@ -299,6 +322,7 @@ class Vault:
             )
             self._remember(vp, done.new.encode("utf-8"))
             self.cache.discard(str(vp.real))
+            self.index.changed([vp.rel])
             return EditOutcome(vp.rel, done.result, done.attempts)
 
     def replace(
@@ -368,6 +392,7 @@ class Vault:
             files.clean_stale_temp_files(vp.real.parent)
             self._remember(vp, data)
             self.cache.discard(str(vp.real))
+            self.index.changed([vp.rel])
             return WriteOutcome(vp.rel, before is None, len(data))
 
     # -- create_folder -----------------------------------------------------------------
@@ -398,9 +423,12 @@ class Vault:
             if not vp.exists:
                 raise self._not_found(path, vp)
             self._check_folder_or_note(path, vp)
+            linking = self.index.linking_notes([vp.rel])
             trash_rel = files.move_to_trash(self.resolver, vp)
             self.cache.discard(str(vp.real))
-            return DeleteOutcome(vp.rel, trash_rel, vp.is_dir)
+            self.index.changed([vp.rel])
+            count = None if linking is None else len(linking)
+            return DeleteOutcome(vp.rel, trash_rel, vp.is_dir, count)
 
     # -- move_file ---------------------------------------------------------------------
 
@@ -450,7 +478,9 @@ class Vault:
                 )
             if src.is_dir and (dst.real == src.real or dst.real.is_relative_to(src.real)):
                 raise VaultError(f"cannot move the folder '{src.rel}/' into itself")
-            return self._move_and_relink(src, dst)
+            linking = self.index.linking_notes([src.rel])  # counted before the links change
+            done = self._move_and_relink(src, dst)
+            return done if linking is None else replace(done, linked_from=len(linking))
 
     def _rename_case(self, src: VaultPath, new_name: str) -> MoveOutcome:
         graph = self._link_graph()
@@ -499,6 +529,8 @@ class Vault:
         else:
             moved = {}
         links, notes, failures = self._update_links(graph, moved)
+        self.index.changed([src.rel, dst.rel, *self._relinked])
+        self._relinked.clear()
         return MoveOutcome(src.rel, dst.rel, src.is_dir, False, links, notes, failures)
 
     def _update_links(self, graph: LinkGraph, moved: dict[str, str]) -> tuple[int, int, list[str]]:
@@ -553,6 +585,7 @@ class Vault:
                 links += done.result
                 notes += 1
                 self._remember(vp, done.new.encode("utf-8"))
+                self._relinked.append(rel)
                 graph.touched(source_old)
             elif found and source_old not in moved:
                 graph.refine(source_old, exact_keys(found[0]))
@@ -577,6 +610,62 @@ class Vault:
             time_limit=self.search_time_limit,
             cancelled=cancelled,
         )
+
+    # -- search_notes, get_links, set_properties -----------------------------------------
+
+    def start_index(self) -> None:
+        """Build (or update) the search index in the background and keep it fresh."""
+        self.index.start()
+
+    def _ready_index(self) -> IndexStatus:
+        """The index, started if nobody did (one-off `ask`, MCP), given a moment to build."""
+        self.index.start()
+        self.index.wait_ready(INDEX_WAIT_SECONDS)
+        status = self.index.status()
+        if status.state == "failed":
+            raise VaultError(f"{status.describe()}; use search_files instead")
+        if status.state == "building" and status.done == 0:
+            raise VaultError(f"{status.describe()}; try again shortly, or use search_files")
+        return status
+
+    def search_notes(
+        self, query: str, limit: int = 10, folder: str | None = None, tag: str | None = None
+    ) -> SearchNotesOutcome:
+        base = ""
+        if folder and folder.strip("/ "):
+            found = self._existing(folder, Access.READ)
+            if not found.is_dir:
+                raise VaultError(f"'{found.rel}' is a file, not a folder; give a folder path")
+            base = found.rel
+        status = self._ready_index()
+        hits = self.index.search(query, limit, folder=base, tag=tag or "")
+        return SearchNotesOutcome(hits, status)
+
+    def get_links(self, path: str) -> NoteLinks:
+        vp = self._existing(path, Access.READ, Want.FILE)
+        if vp.is_dir:
+            raise VaultError(f"'{vp.rel}/' is a folder; give the path of a note")
+        self._ready_index()
+        self.index.changed([vp.rel])  # this note at least is as it is now
+        return self.index.links(vp.rel)
+
+    def set_properties(self, path: str, properties: dict[str, object]) -> PropertiesOutcome:
+        if not properties:
+            raise VaultError("give at least one property to set (or null to remove one)")
+        types = obsidian.property_types(self.resolver)
+        with self._lock:
+            vp = self._existing(path, Access.WRITE, Want.FILE)
+            if vp.is_dir or not is_markdown(vp.name):
+                raise VaultError(f"'{vp.rel}' is not a note; properties live in Markdown notes")
+            done = files.modify_text(
+                vp,
+                lambda text: frontmatter.set_properties(text, properties, types),
+                between_read_and_write=self.between_read_and_write,
+            )
+            self._remember(vp, done.new.encode("utf-8"))
+            self.cache.discard(str(vp.real))
+            self.index.changed([vp.rel])
+            return PropertiesOutcome(vp.rel, done.result, done.attempts)
 
     # -- list_files --------------------------------------------------------------------
 

@@ -51,6 +51,19 @@ def link_style(resolver: PathResolver) -> LinkFormat:
     return "shortest"
 
 
+def property_types(resolver: PathResolver) -> dict[str, str]:
+    """Obsidian's declared property types (`.obsidian/types.json`): name -> text, number,
+    checkbox, date, datetime, multitext, tags, aliases."""
+    try:
+        settings = _read_json(resolver, "types.json")
+    except VaultError:
+        return {}
+    types = settings.get("types") if isinstance(settings, dict) else None
+    if not isinstance(types, dict):
+        return {}
+    return {str(k): str(v) for k, v in types.items() if isinstance(v, str)}
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveNote:
     path: VaultPath
