@@ -2,36 +2,40 @@
 
 Exit codes (the README's table): 0 success, 1 API failure, 2 configuration problem,
 3 `undo` did nothing, 130 interrupted.
+
+Parsing the command line loads little more than argparse (`--help` and `--version` stay
+instant): each command imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
-import traceback
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from smarthole_notes import __version__
-from smarthole_notes.agent import build_agent, client_for, require_api_key
-from smarthole_notes.inbox import InboxMessage
+from smarthole_notes.exits import (
+    EXIT_API_FAILURE,
+    EXIT_CONFIGURATION,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_UNDONE,
+    EXIT_OK,
+    vault_folder,
+)
 from smarthole_notes.llm.errors import ConfigurationError, ErrorCode, LLMError
-from smarthole_notes.llm.events import AgentEvent, StreamRestarted, TextDelta, ToolStarted
 from smarthole_notes.logs import configure_logging
-from smarthole_notes.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from smarthole_notes.inbox import InboxMessage
+    from smarthole_notes.llm.events import AgentEvent
+    from smarthole_notes.settings import Settings
 
 log = logging.getLogger("smarthole_notes")
 
-EXIT_OK = 0
-EXIT_API_FAILURE = 1
-EXIT_CONFIGURATION = 2
-EXIT_NOT_UNDONE = 3
-EXIT_INTERRUPTED = 130
 
 _HINTS: dict[ErrorCode, str] = {
     ErrorCode.AUTH_ERROR: "check ANTHROPIC_API_KEY",
@@ -43,19 +47,11 @@ _HINTS: dict[ErrorCode, str] = {
 
 def _fail(message: str, exc: BaseException, verbose: bool, code: int) -> int:
     if verbose:
+        import traceback
+
         traceback.print_exception(exc, file=sys.stderr)
     print(f"smarthole-notes: error: {message}", file=sys.stderr)
     return code
-
-
-def vault_folder(vault_arg: str | None) -> Path:
-    """The vault folder, resolved, or a ConfigurationError that says what is wrong with it."""
-    vault = Path(vault_arg or ".").expanduser()
-    if vault.is_dir():
-        return vault.resolve()
-    if vault.exists():
-        raise ConfigurationError(f"the vault {str(vault)!r} is not a folder")
-    raise ConfigurationError(f"the vault folder {str(vault)!r} does not exist")
 
 
 def load_vault_settings(
@@ -66,6 +62,8 @@ def load_vault_settings(
     `report=False` when the caller loads them again and logs the problems itself (`serve`),
     so each warning is printed once.
     """
+    from smarthole_notes.settings import load_settings
+
     vault = vault_folder(vault_arg)
     try:
         loaded = load_settings(vault, overrides)
@@ -86,6 +84,8 @@ class _TerminalPrinter:
         self.wrote = False
 
     def __call__(self, event: AgentEvent) -> None:
+        from smarthole_notes.llm.events import StreamRestarted, TextDelta, ToolStarted
+
         if isinstance(event, TextDelta):
             self.out.write(event.text)
             self.out.flush()
@@ -100,6 +100,11 @@ class _TerminalPrinter:
 
 
 async def _ask(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from smarthole_notes.agent import build_agent, client_for, require_api_key
+
     overrides: dict[str, object] = {"model": args.model} if args.model else {}
     vault, settings = load_vault_settings(args.vault, overrides)
     if settings.verbose_logging and not args.verbose:
@@ -142,6 +147,8 @@ async def _ask(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    import asyncio
+
     if not args.text.strip():
         print("smarthole-notes: error: nothing to ask (TEXT is empty)", file=sys.stderr)
         return EXIT_CONFIGURATION
@@ -160,6 +167,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
     from smarthole_notes.server import ServeOptions, serve
 
     try:
@@ -185,6 +194,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
+    import asyncio
+
     from smarthole_notes.inbox import Inbox, inbox_folder
     from smarthole_notes.server import process_inbox
 

@@ -11,15 +11,15 @@ import pytest
 
 from smarthole_notes.conversations.context import build_context
 from smarthole_notes.conversations.store import ConversationStore, ToolUse, default_path
-from smarthole_notes.conversations.tool_format import (
+from smarthole_notes.llm.prompt import SystemPrompt
+from smarthole_notes.llm.state import ConversationState
+from smarthole_notes.tools.base import ToolError
+from smarthole_notes.tools.history_format import (
     format_conversation_for_tool,
     format_recent_for_tool,
     format_search_for_tool,
     get_conversation_text,
 )
-from smarthole_notes.llm.prompt import SystemPrompt
-from smarthole_notes.llm.state import ConversationState
-from smarthole_notes.tools.base import ToolError
 
 NY = ZoneInfo("America/New_York")
 ZONE = "America/New_York"

@@ -22,13 +22,13 @@ from smarthole_notes.conversations.store import ConversationStore
 from smarthole_notes.inbox import InboxMessage
 from smarthole_notes.llm.service import ToolCallRecord
 from smarthole_notes.llm.state import ConversationState
+from smarthole_notes.pipeline.delivery import touched_note
 from smarthole_notes.smarthole import ConnectionStatus
 from smarthole_notes.smarthole.notifications import (
     MAX_TITLE_CHARS,
     NotificationLimits,
     NotificationOutcome,
     notification_title,
-    touched_note,
 )
 from smarthole_notes.tools.conversation import TurnContext, conversation_tools
 from tests.smarthole_fixtures import NAME, Harness, connected_client

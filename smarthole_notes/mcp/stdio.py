@@ -73,7 +73,7 @@ async def run_stdio(vault: Path) -> int:
 
 def command(vault_arg: str | None, verbose: bool) -> int:
     """The `mcp` subcommand: exit 0 when the client hung up, 2 for a vault that is not there."""
-    from smarthole_notes.cli import EXIT_CONFIGURATION, EXIT_INTERRUPTED, vault_folder
+    from smarthole_notes.exits import EXIT_CONFIGURATION, EXIT_INTERRUPTED, vault_folder
     from smarthole_notes.llm.errors import ConfigurationError
 
     try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from smarthole_notes.bus import EventBus
 from smarthole_notes.conversations.store import StoredMessage
@@ -19,18 +19,40 @@ from smarthole_notes.inbox import Inbox, InboxMessage
 from smarthole_notes.llm.service import ToolCallRecord
 from smarthole_notes.pipeline.jobs import SideJobs
 from smarthole_notes.smarthole.notifications import (
-    NOTE_WRITING_TOOLS,
     NotificationKind,
     NotificationOutcome,
     notification_title,
-    touched_note,
 )
+from smarthole_notes.tools.catalog import NOTE_WRITING_TOOLS
 from smarthole_notes.tools.conversation import Notifier, trim
 
 log = logging.getLogger("smarthole_notes.pipeline")
 
 DELIVERY_WAIT_SECONDS = 330.0
 """How long an answered message whose notification is still queued stays in the inbox."""
+
+
+class _ToolCall(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def input(self) -> Mapping[str, Any]: ...
+    @property
+    def is_error(self) -> bool: ...
+
+
+def touched_note(tool_calls: Iterable[_ToolCall]) -> str | None:
+    """The one note (or folder) a request changed, for its notification's title; None if
+    it changed none or several."""
+    paths: set[str] = set()
+    for call in tool_calls:
+        if call.name not in NOTE_WRITING_TOOLS or call.is_error:
+            continue
+        key = "destination" if call.name == "move_file" else "path"
+        value = call.input.get(key)
+        if isinstance(value, str) and value.strip("/ "):
+            paths.add(value.strip("/ "))
+    return paths.pop() if len(paths) == 1 else None
 
 
 class Messenger(Notifier, Protocol):

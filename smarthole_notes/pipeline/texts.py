@@ -8,7 +8,7 @@ from typing import Any
 from smarthole_notes.clock import local_zone
 from smarthole_notes.llm.errors import LLMError
 from smarthole_notes.llm.service import AgentResult
-from smarthole_notes.smarthole.notifications import NOTE_WRITING_TOOLS
+from smarthole_notes.tools.catalog import NOTE_WRITING_TOOLS
 
 RETRY_NOTE = (
     "[Note from the service: this request was interrupted earlier (the service stopped while "

@@ -15,9 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from smarthole_notes.agent import build_agent
 from smarthole_notes.bus import EventBus
@@ -47,10 +45,13 @@ from smarthole_notes.pipeline.delivery import Delivery
 from smarthole_notes.pipeline.lifecycle import ConversationLifecycle
 from smarthole_notes.pipeline.texts import LESS_CONTEXT, RETRY_NOTE, empty_answer
 from smarthole_notes.settings import Settings
-from smarthole_notes.smarthole.notifications import NOTE_WRITING_TOOLS
+from smarthole_notes.tools.catalog import NOTE_WRITING_TOOLS
 from smarthole_notes.tools.conversation import TurnContext, conversation_tools
 from smarthole_notes.tools.git import git_tools
 from smarthole_notes.vault import Vault
+
+if TYPE_CHECKING:
+    import anthropic
 
 log = logging.getLogger("smarthole_notes.pipeline")
 

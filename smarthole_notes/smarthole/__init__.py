@@ -12,7 +12,6 @@ from smarthole_notes.smarthole.notifications import (
     NotificationOutcome,
     NotificationResult,
     notification_title,
-    touched_note,
 )
 from smarthole_notes.smarthole.protocol import (
     InputMethod,
@@ -38,6 +37,5 @@ __all__ = [
     "description_problem",
     "name_problem",
     "notification_title",
-    "touched_note",
     "url_problem",
 ]

@@ -24,25 +24,23 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Any, Final, Literal, Protocol, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 from smarthole_notes.smarthole.protocol import Priority, build_notification
 
 __all__ = [
     "FINAL_KINDS",
     "MAX_TITLE_CHARS",
-    "NOTE_WRITING_TOOLS",
     "NotificationKind",
     "NotificationLimits",
     "NotificationOutbox",
     "NotificationOutcome",
     "NotificationResult",
     "notification_title",
-    "touched_note",
 ]
 
 log = logging.getLogger("smarthole_notes.smarthole")
@@ -53,10 +51,6 @@ FINAL_KINDS: Final[frozenset[str]] = frozenset({"answer", "failure", "question"}
 
 MAX_TITLE_CHARS: Final = 60
 """SmartHole shows the title as a notification heading: a line, not a paragraph."""
-
-NOTE_WRITING_TOOLS: Final[frozenset[str]] = frozenset(
-    {"write_file", "edit_file", "move_file", "delete_file", "create_folder", "set_properties"}
-)
 
 _KIND_WORDS: Final[Mapping[str, str]] = {
     "failure": "not done",
@@ -112,28 +106,6 @@ def notification_title(
     if not snippet:
         return f"{label.rstrip(': ') or 'Notes'}{suffix}"
     return f"{label}“{snippet}”{suffix}"
-
-
-class _ToolCall(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def input(self) -> Mapping[str, Any]: ...
-    @property
-    def is_error(self) -> bool: ...
-
-
-def touched_note(tool_calls: Iterable[_ToolCall]) -> str | None:
-    """The one note (or folder) the request changed, or None if none or several."""
-    paths: set[str] = set()
-    for call in tool_calls:
-        if call.name not in NOTE_WRITING_TOOLS or call.is_error:
-            continue
-        key = "destination" if call.name == "move_file" else "path"
-        value = call.input.get(key)
-        if isinstance(value, str) and value.strip("/ "):
-            paths.add(value.strip("/ "))
-    return paths.pop() if len(paths) == 1 else None
 
 
 # --------------------------------------------------------------------------- outbox

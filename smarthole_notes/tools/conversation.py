@@ -13,10 +13,6 @@ from typing import Protocol
 
 from smarthole_notes.bus import EventBus
 from smarthole_notes.conversations.store import ConversationStore
-from smarthole_notes.conversations.tool_format import (
-    format_search_for_tool,
-    get_conversation_text,
-)
 from smarthole_notes.inbox import InboxMessage
 from smarthole_notes.llm.state import ConversationState
 from smarthole_notes.smarthole.notifications import (
@@ -32,6 +28,10 @@ from smarthole_notes.tools.catalog import (
     EndConversationArgs,
     GetConversationArgs,
     SendMessageArgs,
+)
+from smarthole_notes.tools.history_format import (
+    format_search_for_tool,
+    get_conversation_text,
 )
 
 NOTIFICATION_BODY_LIMIT = 1000

@@ -1,4 +1,4 @@
-"""The `get_conversation` tool's texts: an ended conversation in full, the recent list, search hits.
+"""The `get_conversation` tool's texts: recent conversations, one conversation, search hits.
 
 Times are in the user's local zone (tools.md); by default the machine's (`local_zone`).
 The tool itself (in `smarthole_notes.tools`) can call `get_conversation_text`, which does the
