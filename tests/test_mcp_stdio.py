@@ -38,6 +38,9 @@ VAULT_TOOLS = {
     "list_files",
     "get_file_info",
     "get_active_note",
+    "search_notes",
+    "get_links",
+    "set_properties",
 }
 GIT_TOOLS = {"search_git_history", "view_file_history", "view_commit", "undo"}
 CONVERSATION_TOOLS = {"send_message", "end_conversation", "get_conversation"}
@@ -84,6 +87,8 @@ async def test_lists_the_vault_tools_with_their_schemas_and_annotations(
         "list_files",
         "get_file_info",
         "get_active_note",
+        "search_notes",
+        "get_links",
     }
     write = tools["write_file"].annotations
     assert write is not None and write.destructive_hint and write.idempotent_hint

@@ -58,6 +58,14 @@ SHAPES: dict[str, dict[str, str]] = {
     },
     "get_file_info": {"path": "string*"},
     "get_active_note": {},
+    "search_notes": {
+        "query": "string* len 1..500",
+        "limit": "integer 1..50 =10",
+        "folder": "string",
+        "tag": "string",
+    },
+    "get_links": {"path": "string*"},
+    "set_properties": {"path": "string*", "properties": "object*{}"},
     "search_git_history": {
         "query": "string",
         "file_path": "string",
@@ -102,7 +110,7 @@ def _field_shape(schema: dict[str, Any], required: bool) -> str:
     if schema["type"] == "object":
         inner = ", ".join(
             f"{name}: {_field_shape(sub, name in schema.get('required', []))}"
-            for name, sub in schema["properties"].items()
+            for name, sub in schema.get("properties", {}).items()
         )
         text += "{" + inner + "}"
     if "minimum" in schema or "maximum" in schema:
@@ -167,6 +175,7 @@ def minimal(name: str) -> dict[str, Any]:
     """A valid input with only the required fields."""
     samples = {"path": "a.md", "content": "x", "source": "a.md", "destination": "b.md"}
     samples |= {"pattern": "x", "file_path": "a.md", "commit_hash": "abc1234", "message": "hi"}
+    samples |= {"query": "kitchen", "properties": {"status": "done"}}
     return {k: samples[k] for k in DEFINITIONS[name].input_schema.get("required", [])}
 
 
@@ -195,7 +204,8 @@ def test_schemas_are_plain_self_contained_json_schema(every_tool: list[Tool]) ->
         assert schema["type"] == "object", tool.name
         assert keywords(schema) <= ALLOWED_KEYWORDS, (tool.name, keywords(schema))
         for obj in objects(schema):
-            assert obj["additionalProperties"] is False, tool.name
+            # A free-form map (set_properties' properties) declares no fields of its own.
+            assert obj["additionalProperties"] is ("properties" not in obj), tool.name
         for name, field in schema["properties"].items():
             assert field.get("description"), f"{tool.name}.{name} has no description"
         for field in schema["properties"].values():
@@ -442,6 +452,8 @@ def test_annotations_say_what_each_call_does() -> None:
         "list_files",
         "get_file_info",
         "get_active_note",
+        "search_notes",
+        "get_links",
         "search_git_history",
         "view_file_history",
         "view_commit",

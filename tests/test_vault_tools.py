@@ -23,6 +23,9 @@ TEN_TOOLS = {
     "list_files",
     "get_file_info",
     "get_active_note",
+    "search_notes",
+    "get_links",
+    "set_properties",
 }
 
 

@@ -56,23 +56,32 @@ class SystemPrompt:
     zone_name: str | None = None
     clock: Callable[[], datetime] = _utc_now
     conversation_context: Callable[[], str] | None = None
+    vault_conventions: Callable[[], str] | None = None
+    """Obsidian's settings for the vault (daily notes, templates, attachments): stable."""
+    daily_note: Callable[[datetime], str] | None = None
+    """Today's daily note, given the local time: date-dependent, so in the volatile part."""
 
     def stable(self) -> str:
         """Identical across requests while the settings are (what the cache keys on)."""
-        return "\n\n".join(
-            [
-                IDENTITY,
-                TOOLS_NOTE,
-                "How the user organises the vault (guidance, not rigid rules):\n"
-                + self.information_architecture.strip(),
-            ]
-        )
+        parts = [
+            IDENTITY,
+            TOOLS_NOTE,
+            "How the user organises the vault (guidance, not rigid rules):\n"
+            + self.information_architecture.strip(),
+        ]
+        conventions = self.vault_conventions() if self.vault_conventions else ""
+        if conventions.strip():
+            parts.append(conventions.strip())
+        return "\n\n".join(parts)
 
     def volatile(self, state: ConversationState) -> str:
         """The local time, the conversation context and a pending question, as of now."""
         zone, zone_name = (self.zone, self.zone_name or "UTC") if self.zone else local_zone()
         now = self.clock().astimezone(zone)
         parts = [f"Current local date and time: {format_local_time(now, zone_name)}."]
+        daily = self.daily_note(now) if self.daily_note else ""
+        if daily.strip():
+            parts.append(daily.strip())
         context = self.conversation_context() if self.conversation_context else ""
         if context.strip():
             parts.append(context.strip())

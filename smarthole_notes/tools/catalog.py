@@ -110,6 +110,27 @@ class NoArgs(ToolArgs):
     pass
 
 
+class SearchNotesArgs(ToolArgs):
+    query: str = Field(
+        min_length=1,
+        max_length=500,
+        description="What to look for, in plain words, e.g. 'what did I decide about the kitchen'.",
+    )
+    limit: int = Field(10, ge=1, le=50, description="Maximum number of notes (default 10).")
+    folder: str | None = Field(None, description="Only notes under this folder.")
+    tag: str | None = Field(
+        None, description="Only notes with this tag (e.g. 'project'; includes 'project/x')."
+    )
+
+
+class SetPropertiesArgs(ToolArgs):
+    path: str = Field(description=PATH)
+    properties: dict[str, Any] = Field(
+        description='Properties to set, e.g. {"status": "done", "due": "2026-12-01", '
+        '"tags": ["home"]}; a value of null removes that property.',
+    )
+
+
 WRITES = ToolAnnotations(read_only=False, destructive=True, idempotent=True)
 """Replaces or removes what is there; the same call again changes nothing more."""
 
@@ -206,6 +227,37 @@ GET_ACTIVE_NOTE = ToolDefinition(
     "workspace. Use it when the user says 'this note' or 'the current note'.",
     NoArgs,
     READ_ONLY,
+)
+
+SEARCH_NOTES = ToolDefinition(
+    "search_notes",
+    "Find notes by what they are about: ranked search over note titles, aliases, headings, "
+    "tags, properties and text (word forms and accents do not need to match). Use it first "
+    "for questions such as 'what did I write about X' or to find the note a request means. "
+    "Optional folder and tag filters. Each result line starts with the note's path, then its "
+    "title and a snippet with the matching words in **bold**, best first. For exact text or "
+    "regular expressions use search_files.",
+    SearchNotesArgs,
+    READ_ONLY,
+)
+GET_LINKS = ToolDefinition(
+    "get_links",
+    "A note's links: outgoing links (wiki links, embeds, Markdown links) with the path each "
+    "opens, or marked unresolved, and backlinks: every note that links to it or embeds it, "
+    f"with the line holding the link. Links in code do not count. {PATH_RULES}",
+    PathArgs,
+    READ_ONLY,
+)
+SET_PROPERTIES = ToolDefinition(
+    "set_properties",
+    "Set or remove a note's properties (YAML front matter), creating the block if needed. "
+    "Other properties, their order and comments, and the body stay exactly as they were. "
+    "Values follow Obsidian's property types: text, number, true/false, date ('2026-12-01'), "
+    "date and time ('2026-12-01T09:30'), list. null removes a property. Edits made "
+    f"meanwhile in Obsidian are kept. {PATH_RULES}",
+    SetPropertiesArgs,
+    WRITES,
+    writes_vault=True,
 )
 
 # -- the git history tools -----------------------------------------------------------------
@@ -323,6 +375,9 @@ VAULT_TOOLS: Final = (
     LIST_FILES,
     GET_FILE_INFO,
     GET_ACTIVE_NOTE,
+    SEARCH_NOTES,
+    GET_LINKS,
+    SET_PROPERTIES,
 )
 GIT_TOOLS: Final = (SEARCH_GIT_HISTORY, VIEW_FILE_HISTORY, VIEW_COMMIT)
 CONVERSATION_TOOLS: Final = (SEND_MESSAGE, END_CONVERSATION, GET_CONVERSATION)

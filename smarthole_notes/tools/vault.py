@@ -1,4 +1,4 @@
-"""The ten vault tools: thin wrappers that run the vault layer off the event loop.
+"""The vault tools: thin wrappers that run the vault layer off the event loop.
 
 Every rule (confinement, protected folders, lookup, atomic writes, concurrent edits, link
 updates) lives in `smarthole_notes.vault`, and the tools' names, descriptions and input
@@ -25,6 +25,8 @@ from smarthole_notes.tools.catalog import (
     PathArgs,
     ReadFileArgs,
     SearchFilesArgs,
+    SearchNotesArgs,
+    SetPropertiesArgs,
     WriteFileArgs,
 )
 from smarthole_notes.vault import (
@@ -33,7 +35,9 @@ from smarthole_notes.vault import (
     InfoOutcome,
     ListOutcome,
     MoveOutcome,
+    NoteLinks,
     ReadOutcome,
+    SearchNotesOutcome,
     Vault,
     VaultError,
 )
@@ -100,6 +104,8 @@ def format_move(out: MoveOutcome) -> str:
         text += " No links needed updating."
     if out.failures:
         text += " Could not update links in: " + "; ".join(out.failures)
+    if out.linked_from:
+        text += f" {_plural(out.linked_from, 'other note')} link to what moved."
     return text
 
 
@@ -268,7 +274,10 @@ async def edit_file(vault: Vault, args: EditFileArgs) -> str:
 
 async def write_file(vault: Vault, args: WriteFileArgs) -> str:
     out = await _run(lambda: vault.write(args.path, args.content))
-    return f"{'Created' if out.created else 'Overwrote'} file {out.rel} ({human_size(out.size)})"
+    text = f"{'Created' if out.created else 'Overwrote'} file {out.rel} ({human_size(out.size)})"
+    if out.template:
+        text += f", starting from the daily-note template {out.template} (your content follows it)"
+    return text
 
 
 async def create_folder(vault: Vault, args: CreateFolderArgs) -> str:
@@ -281,13 +290,21 @@ async def create_folder(vault: Vault, args: CreateFolderArgs) -> str:
 async def delete_file(vault: Vault, args: PathArgs) -> str:
     out = await _run(lambda: vault.delete(args.path))
     if out.is_dir:
-        return (
+        text = (
             f"Moved folder {out.rel}/ and its contents to the trash: {out.trash_rel}/ "
             "(move it back with move_file to restore)."
         )
-    return (
-        f"Moved {out.rel} to the trash: {out.trash_rel} (move it back with move_file to restore)."
-    )
+    else:
+        text = (
+            f"Moved {out.rel} to the trash: {out.trash_rel} (move it back with move_file to "
+            "restore)."
+        )
+    if out.linked_from:
+        text += (
+            f" {_plural(out.linked_from, 'other note')} link to it; those links are now broken "
+            "(get_links on the restored note lists them)."
+        )
+    return text
 
 
 async def move_file(vault: Vault, args: MoveFileArgs) -> str:
@@ -322,8 +339,63 @@ async def get_active_note(vault: Vault, args: NoArgs) -> str:
     return format_active(await _run(vault.active_note), vault)
 
 
+def format_search_notes(out: SearchNotesOutcome, query: str) -> str:
+    status = out.status
+    lines: list[str] = []
+    if status.state == "building":
+        lines.append(f"Note: {status.describe()}; results may be incomplete.")
+    if not out.hits:
+        lines.append(
+            f"No notes match {query!r} (of {status.notes:,} indexed). Try other words, or "
+            "search_files for exact text."
+        )
+        return "\n".join(lines)
+    for hit in out.hits:
+        lines.append(f"{hit.rel} | {hit.title} | {hit.snippet}")
+    return "\n".join(lines)
+
+
+def format_links(out: NoteLinks) -> str:
+    lines = [f"Links from {out.rel} ({len(out.outgoing)}):"]
+    if not out.outgoing:
+        lines.append("  (none)")
+    for row in out.outgoing:
+        shown = row.target + row.subpath
+        where = row.resolved if row.resolved is not None else "unresolved (no such file)"
+        kind = "embed" if row.embed else "link"
+        lines.append(f"  line {row.line}: {kind} {shown} -> {where}")
+    sources = {row.source for row in out.backlinks}
+    lines.append(
+        f"Backlinks to {out.rel} ({len(out.backlinks)} in {_plural(len(sources), 'note')}):"
+    )
+    if not out.backlinks:
+        lines.append("  (none)")
+    for row in out.backlinks:
+        lines.append(f"  {row.source}:{row.line}: {row.text}")
+    return "\n".join(lines)
+
+
+async def search_notes(vault: Vault, args: SearchNotesArgs) -> str:
+    out = await _run(lambda: vault.search_notes(args.query, args.limit, args.folder, args.tag))
+    return format_search_notes(out, args.query)
+
+
+async def get_links(vault: Vault, args: PathArgs) -> str:
+    return format_links(await _run(lambda: vault.get_links(args.path)))
+
+
+async def set_properties(vault: Vault, args: SetPropertiesArgs) -> str:
+    out = await _run(lambda: vault.set_properties(args.path, dict(args.properties)))
+    text = f"Properties of {out.rel}: " + ", ".join(out.changes) + "."
+    if out.attempts > 1:
+        text += (
+            " The note changed on disk meanwhile (probably in Obsidian); those changes were kept."
+        )
+    return text
+
+
 def vault_tools(vault: Vault) -> list[Tool]:
-    """The ten vault tools, bound to `vault`."""
+    """The vault tools, bound to `vault`."""
     return [
         catalog.READ_FILE.bind(partial(read_file, vault)),
         catalog.EDIT_FILE.bind(partial(edit_file, vault)),
@@ -335,4 +407,7 @@ def vault_tools(vault: Vault) -> list[Tool]:
         catalog.LIST_FILES.bind(partial(list_files, vault)),
         catalog.GET_FILE_INFO.bind(partial(get_file_info, vault)),
         catalog.GET_ACTIVE_NOTE.bind(partial(get_active_note, vault)),
+        catalog.SEARCH_NOTES.bind(partial(search_notes, vault)),
+        catalog.GET_LINKS.bind(partial(get_links, vault)),
+        catalog.SET_PROPERTIES.bind(partial(set_properties, vault)),
     ]

@@ -17,10 +17,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 
-from smarthole_notes.vault import edits, files, frontmatter, obsidian
+from smarthole_notes.vault import conventions, edits, files, frontmatter, obsidian
 from smarthole_notes.vault.cache import ContentCache
 from smarthole_notes.vault.errors import (
     AmbiguousPathError,
@@ -93,6 +93,7 @@ class WriteOutcome:
     rel: str
     created: bool
     size: int
+    template: str | None = None  # a new daily note: the template it was created from
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +372,9 @@ class Vault:
                     before = None
                 if before is not None:
                     self._check_not_changed_since_read(vp, before, "overwriting it")
+            template = None
+            if before is None:
+                data, template = self._from_daily_template(vp.rel, content, data)
             files.make_parents(self.resolver, vp)
             # The parents exist now: re-resolve, so the final location is checked on disk.
             vp = self.resolve(vp.rel, Access.WRITE)
@@ -393,7 +397,46 @@ class Vault:
             self._remember(vp, data)
             self.cache.discard(str(vp.real))
             self.index.changed([vp.rel])
-            return WriteOutcome(vp.rel, before is None, len(data))
+            return WriteOutcome(vp.rel, before is None, len(data), template)
+
+    def _from_daily_template(self, rel: str, content: str, data: bytes) -> tuple[bytes, str | None]:
+        """A new daily note starts from its template, as in Obsidian; `content` follows it."""
+        if not is_markdown(rel):
+            return data, None
+        found = conventions.read_conventions(self.resolver)
+        if found is None or found.daily is None or not found.daily.template:
+            return data, None
+        day = conventions.daily_note_date(rel, found.daily, datetime.now(self.tz))
+        if day is None:
+            return data, None
+        template = conventions.read_template(self.resolver, found.daily.template)
+        if template is None or (template.strip() and template.strip() in content):
+            return data, None
+        filled = conventions.fill_daily_template(template, found.daily, day)
+        joined = filled if not content else filled.rstrip("\n") + "\n\n" + content
+        return joined.encode("utf-8"), found.daily.template
+
+    def obsidian_conventions(self) -> conventions.Conventions | None:
+        """Obsidian's daily-note, template, attachment and new-note settings for this vault."""
+        return conventions.read_conventions(self.resolver)
+
+    def conventions_prompt(self) -> str:
+        """For the stable part of the system prompt ("" for a plain folder)."""
+        found = conventions.read_conventions(self.resolver)
+        return found.describe() if found is not None else ""
+
+    def daily_note_prompt(self, now: datetime) -> str:
+        """For the volatile part: today's daily note path (depends on the date)."""
+        found = conventions.read_conventions(self.resolver)
+        if found is None or found.daily is None:
+            return ""
+        rel = found.daily.path_for(now)
+        try:
+            exists = self.resolve(rel, Access.READ).exists
+        except VaultError:
+            exists = False
+        state = "exists" if exists else "does not exist yet"
+        return f"Today's daily note: {rel} ({state})."
 
     # -- create_folder -----------------------------------------------------------------
 
