@@ -32,7 +32,7 @@ from smarthole_notes.inbox import Inbox, InboxMessage, inbox_folder
 from smarthole_notes.llm.errors import ConfigurationError
 from smarthole_notes.logs import configure_logging
 from smarthole_notes.pipeline import Outcome, Pipeline
-from smarthole_notes.settings import Settings, load_settings
+from smarthole_notes.settings import Settings, load_settings, save_settings
 from smarthole_notes.smarthole import ConnectionStatus, RoutedMessage, SmartHoleClient
 from smarthole_notes.vault import Vault
 from smarthole_notes.web import WebContext, create_app, generate_token, pipeline_undo
@@ -72,6 +72,18 @@ class SettingsHolder:
 
     def __call__(self) -> Settings:
         return self.current
+
+    def overridden(self) -> list[str]:
+        """Keys a command-line flag sets for this run."""
+        return sorted(self.overrides)
+
+    def save(self, changes: dict[str, object]) -> Settings:
+        """Save to settings.toml (SettingValueError, SettingsFileError); a choice saved now
+        wins over a start-up flag. Returns the settings in effect after."""
+        save_settings(self.vault, changes)
+        for key in changes:
+            self.overrides.pop(key, None)
+        return self.reload()
 
 
 def open_parts(vault: Path) -> tuple[Inbox, ConversationStore, EventBus]:

@@ -275,7 +275,7 @@ class _Invalid(Exception):
     """Internal: a value failed its check; the argument is the reason, worded for the user."""
 
 
-def _limits(key: str) -> dict[str, Any]:
+def setting_limits(key: str) -> dict[str, Any]:
     """The bounds declared on a setting, by constraint name (ge, le, min_length, ...)."""
     found: dict[str, Any] = {}
     for item in setting_fields()[key].metadata:
@@ -300,7 +300,7 @@ def _check_bool(key: str, value: object) -> bool:
 
 
 def _check_int(key: str, value: object) -> int:
-    limits = _limits(key)
+    limits = setting_limits(key)
     low, high = limits["ge"], limits["le"]
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Invalid(f"must be a whole number from {low} to {high}{_unquote_hint(value)}")
@@ -312,7 +312,7 @@ def _check_int(key: str, value: object) -> int:
 
 
 def _check_number(key: str, value: object) -> float:
-    limits = _limits(key)
+    limits = setting_limits(key)
     low, high = limits["ge"], limits["le"]
     unit = key.rsplit("_", 1)[-1]  # stream_idle_timeout_seconds: "seconds"
     wrong = f"must be a number of {unit} from {low:g} to {high:g}"
@@ -325,7 +325,7 @@ def _check_number(key: str, value: object) -> float:
 
 def _check_retry_minutes(key: str, value: object) -> tuple[float, ...]:
     """A short ascending list of waits in minutes; whole numbers stay whole (as written)."""
-    limits = _limits(key)
+    limits = setting_limits(key)
     low, high = limits["min_length"], limits["max_length"]
     wrong = (
         f"must be a list of {low} to {high} numbers of minutes from {RETRY_MINUTES_LOW:g} "
@@ -354,7 +354,7 @@ def _check_model(key: str, value: object) -> str:
         raise _Invalid("must not contain spaces or line breaks")
     if not value.isprintable():
         raise _Invalid("must not contain control characters")
-    if len(value) > (high := _limits(key)["max_length"]):
+    if len(value) > (high := setting_limits(key)["max_length"]):
         raise _Invalid(f"must be at most {high} characters")
     return value
 
@@ -363,7 +363,7 @@ def _check_url(key: str, value: object) -> str:
     reason = "must be a ws:// or wss:// address with a host, such as ws://127.0.0.1:9473"
     if not isinstance(value, str) or not value:
         raise _Invalid(reason)
-    if len(value) > _limits(key)["max_length"] or not value.isprintable() or " " in value:
+    if len(value) > setting_limits(key)["max_length"] or not value.isprintable() or " " in value:
         raise _Invalid(reason)
     try:
         parts = urlsplit(value)
@@ -378,7 +378,7 @@ def _check_url(key: str, value: object) -> str:
 
 
 def _check_client_name(key: str, value: object) -> str:
-    limits = _limits(key)
+    limits = setting_limits(key)
     if isinstance(value, str) and re.fullmatch(limits["pattern"], value, re.ASCII):
         return value
     raise _Invalid(
@@ -400,7 +400,7 @@ def _check_text(key: str, value: object) -> str:
     except UnicodeEncodeError:
         raise _Invalid("must be valid Unicode text") from None
     text = _normalise_newlines(value)
-    limits = _limits(key)
+    limits = setting_limits(key)
     if limits.get("min_length", 0) > 0 and not text.strip():
         raise _Invalid("must not be empty")
     if len(text) > (high := limits["max_length"]):
@@ -495,7 +495,7 @@ def readme_table() -> str:
 
 
 def _allowed(key: str, info: FieldInfo) -> str:
-    limits = _limits(key)
+    limits = setting_limits(key)
     if info.annotation is bool:
         return "true or false"
     if info.annotation in (int, float):

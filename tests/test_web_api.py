@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+import smarthole_notes.web
 from smarthole_notes.credentials import credentials_path
-from smarthole_notes.settings import settings_path
+from smarthole_notes.settings import SETTING_KEYS, settings_path, settings_schema
+from smarthole_notes.tools.catalog import NOTE_WRITING_TOOLS
 from smarthole_notes.web import UndoUnavailable
 from smarthole_notes.web.openapi import openapi_document
 from tests.standins.anthropic_api import AnthropicStandIn, status_reply, text_reply, tool_reply
@@ -516,3 +518,46 @@ def test_a_paging_time_outside_the_utc_range_is_a_clear_400() -> None:
     with pytest.raises(ApiError) as caught:
         _query_time("0001-01-01T01:00:00+03:00", "before")
     assert caught.value.status == 400
+
+
+async def test_the_schema_carries_each_settings_bounds_title_and_help_as_validated(
+    service: WebService,
+) -> None:
+    async with service.http() as http:
+        served = (await http.get("/openapi.json")).json()
+        too_long_idle = await http.put(
+            "/api/settings", json={"conversation_idle_timeout_minutes": 10081}
+        )
+    schemas = served["components"]["schemas"]
+    update, shown = schemas["SettingsUpdate"]["properties"], schemas["Settings"]["properties"]
+    assert set(update) == {*SETTING_KEYS, "api_key"} and set(shown) == set(SETTING_KEYS)
+    declared = settings_schema()["properties"]
+    for key in SETTING_KEYS:
+        for bound in ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"):
+            assert update[key].get(bound) == declared[key].get(bound) == shown[key].get(bound)
+        assert update[key]["title"] == declared[key]["title"]
+        assert update[key]["description"] == declared[key]["description"]
+    idle = update["conversation_idle_timeout_minutes"]
+    assert (idle["minimum"], idle["maximum"]) == (1, 10080)
+    timeout = update["stream_idle_timeout_seconds"]
+    assert (timeout["minimum"], timeout["maximum"]) == (5, 3600)
+    assert too_long_idle.status_code == 422
+    assert too_long_idle.json()["key"] == "conversation_idle_timeout_minutes"
+    assert "at most 10080" in too_long_idle.json()["error"]
+    assert "HTTPValidationError" not in str(served)
+
+
+async def test_the_status_names_the_tools_that_change_notes(service: WebService) -> None:
+    async with service.http() as http, service.websocket() as ws:
+        status = (await http.get("/api/status")).json()
+        hello = await next_event(ws, "hello")
+    assert status["writing_tools"] == hello["writing_tools"] == sorted(NOTE_WRITING_TOOLS)
+
+
+def test_the_page_keeps_no_copy_of_the_tool_catalog_or_the_settings() -> None:
+    static = Path(smarthole_notes.web.__file__).parent / "static"
+    scripts = "\n".join(p.read_text() for p in static.glob("*.js"))
+    assert not any(f'"{name}"' in scripts for name in NOTE_WRITING_TOOLS)
+    helps = [schema["description"] for schema in settings_schema()["properties"].values()]
+    assert not any(help_text in scripts for help_text in helps)
+    assert "Idle timeout (minutes)" not in scripts

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, ConsoleMessage, Page, Request, async_playwright, expect
 
-from smarthole_notes.settings import settings_path
+from smarthole_notes.settings import settings_path, settings_schema
 from tests.standins.anthropic_api import AnthropicStandIn, status_reply, text_reply, tool_reply
 from tests.standins.smarthole_server import SmartHoleStandIn
 from tests.web_harness import CLIENT_NAME, WebService, isolated_credentials
@@ -698,3 +698,24 @@ async def test_screenshots_narrow_wide_light_and_dark(
             await page.screenshot(path=str(path))
             shots.append(path)
     assert all(p.stat().st_size > 10_000 for p in shots)
+
+
+async def test_the_settings_form_is_built_from_the_served_schema(
+    browser: Browser, service: WebService
+) -> None:
+    declared = settings_schema()["properties"]
+    async with chat_page(browser, service) as page:
+        await button(page, "Settings").click()
+        dialog = page.get_by_role("dialog", name="Settings")
+        idle = dialog.get_by_label(declared["conversation_idle_timeout_minutes"]["title"])
+        await expect(idle).to_have_attribute("min", "1")
+        await expect(idle).to_have_attribute("max", "10080")
+        timeout = dialog.get_by_label(declared["stream_idle_timeout_seconds"]["title"])
+        await expect(timeout).to_have_attribute("min", "5")
+        await expect(timeout).to_have_attribute("max", "3600")
+        await expect(dialog.locator("#setting-client_name")).to_have_attribute("maxlength", "64")
+        for key, schema in declared.items():
+            await expect(dialog.get_by_label(schema["title"], exact=True)).to_have_count(1)
+            await expect(dialog.locator(f"#setting-{key}-hint")).to_contain_text(
+                schema["description"]
+            )

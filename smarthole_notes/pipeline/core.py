@@ -159,6 +159,16 @@ class Pipeline:
         pending = await asyncio.to_thread(unanswered)
         return [(m, self._states.get(m.id) or m.view()) for m in pending]
 
+    async def waiting_messages(self) -> list[tuple[InboxMessage, MessageState]]:
+        """The messages still in the inbox, oldest first, each with its state as shown (the
+        answered ones only waiting for their clean-up are not the user's concern)."""
+
+        def unanswered() -> list[InboxMessage]:
+            return [m for m in self.inbox.pending() if not self.store.is_processed(m.id)]
+
+        pending = await asyncio.to_thread(unanswered)
+        return [(m, self._states.get(m.id) or m.view()) for m in pending]
+
     def _show(self, message_id: str, state: MessageState | None) -> None:
         """Keep the picture and tell every watcher (chat page, API); None: it left the inbox."""
         if state is None:

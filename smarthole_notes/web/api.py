@@ -1,52 +1,66 @@
-"""The HTTP API the chat page (and any script) uses. See `openapi.py` for the contract.
+"""The HTTP API the chat page (and any script) uses: FastAPI routes over `schemas.py`.
 
-Handlers are thin: they validate, call the pipeline, the store or the settings module, and
-shape JSON. Store and file work runs in a thread (`asyncio.to_thread`): the event loop
-also carries the SmartHole connection and the agent's stream, which must not stall.
+Routes are thin: FastAPI validates the request against its model, `Api` calls the services
+(the pipeline, the store, the settings module) and returns a response model. Store and file
+work runs in a thread (`asyncio.to_thread`): the event loop also carries the SmartHole
+connection and the agent's stream, which must not stall. Refusals are `ApiError`s, answered
+as `{"error": ..., "key": ...}` like every other error (see `app.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from fastapi import APIRouter, Depends, Path, Query
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from smarthole_notes.conversations.store import (
-    Conversation,
     ConversationEndedError,
     ConversationNotFoundError,
     MessageNotFoundError,
-    StoredMessage,
 )
-from smarthole_notes.inbox import InboxMessage, MessageState
+from smarthole_notes.inbox import InboxMessage
 from smarthole_notes.llm.errors import LLMError
-from smarthole_notes.settings import (
-    SETTING_KEYS,
-    SettingsFileError,
-    SettingValueError,
-    load_settings,
-    save_settings,
-    validate_setting,
-)
+from smarthole_notes.settings import SettingsFileError, SettingValueError, load_settings
 from smarthole_notes.smarthole import ConnectionStatus
-from smarthole_notes.web import openapi
+from smarthole_notes.tools.catalog import NOTE_WRITING_TOOLS
 from smarthole_notes.web.context import UndoUnavailable, WebContext
-from smarthole_notes.web.live import LiveState
+from smarthole_notes.web.live import QueueView
 from smarthole_notes.web.models import ModelCatalog, ModelChoice, write_routing_description
+from smarthole_notes.web.schemas import (
+    MAX_ID_CHARS,
+    Accepted,
+    ApiKeyView,
+    Cancelled,
+    ClearHistory,
+    ConversationPage,
+    ConversationView,
+    Done,
+    Empty,
+    ErrorBody,
+    Inbox,
+    InboxMessageView,
+    MessageCreate,
+    MessageStateView,
+    ModelInfo,
+    Models,
+    Reprocessed,
+    RoutingDescription,
+    RoutingRequest,
+    SettingsUpdate,
+    SettingsView,
+    SmartHoleView,
+    StateFields,
+    Status,
+)
 
 log = logging.getLogger(__name__)
-
-CANCEL_GRACE_SECONDS = 1.0
-"""Stop may land while a message is being set up (before the agent exists): keep trying."""
 
 
 class ApiError(Exception):
@@ -59,174 +73,20 @@ class ApiError(Exception):
         self.key = key
 
     def response(self) -> JSONResponse:
-        body: dict[str, str] = {"error": self.message}
-        if self.key is not None:
-            body["key"] = self.key
-        return JSONResponse(body, status_code=self.status)
+        return error_response(self.status, self.message, self.key)
+
+
+def error_response(
+    status: int, message: str, key: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, str] = {"error": message}
+    if key is not None:
+        body["key"] = key
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _fail(status: int, message: str, *, key: str | None = None) -> NoReturn:
     raise ApiError(status, message, key=key)
-
-
-_VALIDATORS: dict[int, Draft202012Validator] = {}
-
-
-def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
-    validator = _VALIDATORS.get(id(schema))
-    if validator is None:
-        validator = _VALIDATORS[id(schema)] = Draft202012Validator(schema)
-    return validator
-
-
-def _describe(error: ValidationError) -> str:
-    """A validation error without the offending value (it could be an API key)."""
-    where = "/".join(str(p) for p in error.absolute_path) or "the body"
-    schema = error.schema if isinstance(error.schema, Mapping) else {}
-    match error.validator:
-        case "type":
-            return f"{where} must be of type {error.validator_value}"
-        case "maxLength":
-            return f"{where} is too long (at most {error.validator_value} characters)"
-        case "minLength":
-            return f"{where} must not be empty"
-        case "minItems":
-            return f"{where} must have at least {error.validator_value} item(s)"
-        case "maxItems":
-            return f"{where} must have at most {error.validator_value} items"
-        case "required" | "additionalProperties":
-            return error.message
-        case "const" | "enum":
-            allowed = schema.get("const", schema.get("enum"))
-            return f"{where} must be {json.dumps(allowed)}"
-        case _:
-            return f"{where} is invalid ({error.validator})"
-
-
-def _check_unicode(value: object) -> None:
-    """JSON may carry lone surrogates, which no file or database takes: refuse them here."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            _fail(400, "text must be valid Unicode (no lone surrogates)")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_unicode(key)
-            _check_unicode(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_unicode(item)
-
-
-async def read_json(request: Request, schema: Mapping[str, Any]) -> dict[str, Any]:
-    """The body as a JSON object valid against `schema`, or an `ApiError` 400."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        _fail(400, "the body is not valid JSON")
-    errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        path = list(errors[0].absolute_path)
-        # The field at fault, so the page can mark it (the settings form does).
-        _fail(400, _describe(errors[0]), key=str(path[0]) if path else None)
-    if not isinstance(data, dict):
-        _fail(400, "the body must be a JSON object")
-    _check_unicode(data)
-    return data
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def state_json(state: MessageState) -> dict[str, Any]:
-    """A waiting message's state as the API shows it (times in UTC, ISO 8601)."""
-    return {
-        "state": state.state,
-        "next_attempt_at": _iso(state.next_attempt_at),
-        "error": state.error,
-        "attempts": state.attempts,
-    }
-
-
-def message_json(
-    message: StoredMessage,
-    inbox_ids: Mapping[int, str | None],
-    states: Mapping[str, MessageState] | None = None,
-) -> dict[str, Any]:
-    """One stored message; a user message still in the inbox carries its state too (so the
-    page shows "waiting for an API key", "failed, next try at 10:42"... after a reload)."""
-    body: dict[str, Any] = {
-        "id": message.row_id,
-        "conversation_id": message.conversation_id,
-        "role": message.role,
-        "kind": message.kind,
-        "content": message.content,
-        "source": message.source,
-        "input_method": message.input_method,
-        "message_id": message.message_id,
-        "tools_used": [t.to_dict() for t in message.tools_used],
-        "created_at": _iso(message.created_at),
-        "reply_to": message.reply_to,
-        "reply_to_message_id": (
-            inbox_ids.get(message.reply_to) if message.reply_to is not None else None
-        ),
-    }
-    if message.role == "user":
-        state = (states or {}).get(message.message_id or "")
-        body.update(
-            state_json(state)
-            if state is not None
-            else {"state": None, "next_attempt_at": None, "error": None}
-        )
-    return body
-
-
-def conversation_json(
-    conversation: Conversation,
-    messages: list[StoredMessage] | None = None,
-    states: Mapping[str, MessageState] | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": conversation.id,
-        "started_at": _iso(conversation.started_at),
-        "last_activity_at": _iso(conversation.last_activity_at),
-        "ended_at": _iso(conversation.ended_at),
-        "end_reason": conversation.end_reason,
-        "title": conversation.title,
-        "summary": conversation.summary,
-        "message_count": conversation.message_count,
-        "active": conversation.active,
-    }
-    if messages is not None:
-        inbox_ids = {m.row_id: m.message_id for m in messages}
-        body["messages"] = [message_json(m, inbox_ids, states) for m in messages]
-    return body
-
-
-def _query_bool(value: str | None, name: str) -> bool:
-    if value is None:
-        return False
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no", ""):
-        return False
-    _fail(400, f"{name} must be true or false")
-
-
-def _query_int(value: str | None, name: str, default: int, low: int, high: int) -> int:
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        _fail(400, f"{name} must be a whole number")
-    if not low <= number <= high:
-        _fail(400, f"{name} must be from {low} to {high}")
-    return number
 
 
 def _query_time(value: str | None, name: str) -> datetime | None:
@@ -245,48 +105,48 @@ def _query_time(value: str | None, name: str) -> datetime | None:
 
 
 class Api:
-    """The route handlers, bound to one `WebContext`."""
+    """What the routes do, bound to one `WebContext`; it calls services, never their parts."""
 
-    def __init__(self, ctx: WebContext, live: LiveState) -> None:
+    def __init__(self, ctx: WebContext, queue: QueueView) -> None:
         self.ctx = ctx
-        self.live = live
+        self.queue = queue
         assert ctx.anthropic_client is not None
         self.catalog = ModelCatalog(ctx.anthropic_client)
 
     # ------------------------------------------------------------------ status
 
-    def smarthole_state(self) -> dict[str, Any]:
+    def smarthole_state(self) -> SmartHoleView:
         client = self.ctx.smarthole()
         if client is None:
-            return {"status": str(ConnectionStatus.DISABLED), "detail": None}
-        return {"status": str(client.status), "detail": client.status_detail}
-
-    async def status_snapshot(self) -> dict[str, Any]:
-        await self.live.prune()
-        settings = self.ctx.settings()
-        return {
-            "smarthole": self.smarthole_state(),
-            **self.live.snapshot(),
-            "states": {
-                message_id: state_json(state)
-                for message_id, state in self.ctx.pipeline.message_states().items()
-            },
-            "api_key": self.ctx.api_key_state()[0],
-            "model": settings.model,
-            "undo_available": self.undo_available(),
-            "vault": str(self.ctx.vault),
-            "version": self.ctx.version,
-        }
+            return SmartHoleView(status=ConnectionStatus.DISABLED, detail=None)
+        return SmartHoleView(status=client.status, detail=client.status_detail)
 
     def undo_available(self) -> bool:
         return self.ctx.undo is not None and self.ctx.settings().enable_git_version_control
 
-    async def status(self, request: Request) -> Response:
-        return JSONResponse(await self.status_snapshot())
+    async def status(self) -> Status:
+        states = self.ctx.pipeline.message_states()
+        processing, queued = self.queue.picture(states)
+        return Status(
+            smarthole=self.smarthole_state(),
+            processing=processing,
+            queued=queued,
+            states={i: MessageStateView(**StateFields.of(s)) for i, s in states.items()},
+            api_key=self.ctx.api_key_state()[0],
+            model=self.ctx.settings().model,
+            undo_available=self.undo_available(),
+            vault=str(self.ctx.vault),
+            version=self.ctx.version,
+            writing_tools=sorted(NOTE_WRITING_TOOLS),
+        )
+
+    async def hello(self) -> dict[str, Any]:
+        """The WebSocket's first frame: the status, as JSON."""
+        return (await self.status()).model_dump(mode="json")
 
     # ------------------------------------------------------------------ messages
 
-    async def _submit(self, text: str) -> str:
+    async def submit(self, text: str) -> Accepted:
         if not text.strip():
             _fail(400, "the message is empty")
         message = InboxMessage(
@@ -300,37 +160,19 @@ class Api:
             await self.ctx.pipeline.submit(message)
         except RuntimeError:
             _fail(503, "the service is shutting down; send the message again after it restarts")
-        return message.id
+        return Accepted(id=message.id)
 
-    async def send_message(self, request: Request) -> Response:
-        body = await read_json(request, openapi.MESSAGE_CREATE)
-        message_id = await self._submit(body["text"])
-        return JSONResponse({"id": message_id}, status_code=202)
+    async def cancel(self) -> Cancelled:
+        return Cancelled(cancelled=await self.ctx.pipeline.cancel())
 
-    async def cancel(self, request: Request) -> Response:
-        await read_json(request, openapi.EMPTY)
-        target = self.live.processing
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + CANCEL_GRACE_SECONDS
-        while True:
-            if self.ctx.pipeline.cancel_current():
-                return JSONResponse({"cancelled": True})
-            if target is None or self.live.processing != target or loop.time() > deadline:
-                return JSONResponse({"cancelled": False})
-            await asyncio.sleep(0.02)
-
-    async def _require_idle(self, what: str) -> None:
-        if self.live.busy:
-            await self.live.prune()
-        if self.live.busy:
+    def _require_idle(self, what: str) -> None:
+        if self.queue.busy(self.ctx.pipeline.message_states()):
             _fail(409, f"{what} has to wait until the current message is done (or stopped)")
 
-    async def fork(self, request: Request) -> Response:
-        message_id: str = request.path_params["message_id"]
-        body = await read_json(request, openapi.MESSAGE_CREATE)
-        if not body["text"].strip():
+    async def fork(self, message_id: str, text: str) -> Accepted:
+        if not text.strip():
             _fail(400, "the message is empty")
-        await self._require_idle("Editing a message")
+        self._require_idle("Editing a message")
         store = self.ctx.store
         active = await asyncio.to_thread(store.active_conversation)
         messages = [] if active is None else await asyncio.to_thread(store.messages, active.id)
@@ -341,118 +183,101 @@ class Api:
             await asyncio.to_thread(store.fork, row.row_id)
         except (ConversationEndedError, MessageNotFoundError, ValueError) as exc:
             _fail(409, f"that message can no longer be edited ({exc})")
-        new_id = await self._submit(body["text"])
-        return JSONResponse({"id": new_id}, status_code=202)
+        return await self.submit(text)
 
-    async def undo(self, request: Request) -> Response:
-        message_id: str = request.path_params["message_id"]
-        await read_json(request, openapi.EMPTY)
+    async def undo(self, message_id: str) -> Done:
         if self.ctx.undo is None:
-            _fail(404, "undo is not available in this version")
+            _fail(404, "undo is not offered: the service was started without git undo")
         if not self.ctx.settings().enable_git_version_control:
             _fail(409, "undo needs git versioning: turn it on in Settings")
         try:
             detail = await self.ctx.undo(message_id)
         except UndoUnavailable as exc:
             _fail(409, str(exc) or "nothing to undo for that message")
-        return JSONResponse({"ok": True, "detail": detail})
+        return Done(ok=True, detail=detail)
 
     # ------------------------------------------------------------------ history
 
-    async def conversations(self, request: Request) -> Response:
-        params = request.query_params
-        limit = _query_int(params.get("limit"), "limit", 10, 1, 50)
-        before = _query_time(params.get("before"), "before")
-        with_messages = _query_bool(params.get("messages"), "messages")
+    async def conversations(
+        self, before: datetime | None, limit: int, with_messages: bool
+    ) -> ConversationPage:
         store = self.ctx.store
         states = self.ctx.pipeline.message_states()
 
-        def load() -> list[dict[str, Any]]:
+        def load() -> list[ConversationView]:
             found = store.list_conversations(before=before, limit=limit)
             return [
-                conversation_json(c, store.messages(c.id) if with_messages else None, states)
+                ConversationView.of(c, store.messages(c.id) if with_messages else None, states)
                 for c in found
             ]
 
         page = await asyncio.to_thread(load)
-        next_before = page[-1]["started_at"] if len(page) == limit else None
-        return JSONResponse({"conversations": page, "next_before": next_before})
+        next_before = page[-1].started_at if len(page) == limit else None
+        return ConversationPage(conversations=page, next_before=next_before)
 
-    async def conversation(self, request: Request) -> Response:
-        conversation_id: str = request.path_params["conversation_id"]
+    async def conversation(self, conversation_id: str) -> ConversationView:
         store = self.ctx.store
         states = self.ctx.pipeline.message_states()
 
-        def load() -> dict[str, Any] | None:
+        def load() -> ConversationView | None:
             found = store.get(conversation_id)
             if found is None:
                 return None
-            return conversation_json(found, store.messages(found.id), states)
+            return ConversationView.of(found, store.messages(found.id), states)
 
         try:
-            body = await asyncio.to_thread(load)
+            view = await asyncio.to_thread(load)
         except ConversationNotFoundError:
-            body = None
-        if body is None:
+            view = None
+        if view is None:
             _fail(404, "no conversation with that id (it may have been cleared or dropped)")
-        return JSONResponse(body)
+        return view
 
-    async def clear_history(self, request: Request) -> Response:
-        await read_json(request, openapi.CLEAR_HISTORY)
-        await self._require_idle("Clearing the history")
+    async def clear_history(self) -> Done:
+        self._require_idle("Clearing the history")
         await asyncio.to_thread(self.ctx.store.clear_all)
         self.ctx.bus.publish("history_cleared")
-        return JSONResponse({"ok": True})
+        return Done(ok=True)
 
     # ------------------------------------------------------------------ settings
 
-    async def settings_view(self) -> dict[str, Any]:
+    async def settings_view(self, warning: str | None = None) -> SettingsView:
         ctx = self.ctx
         loaded = await asyncio.to_thread(load_settings, ctx.vault)
         status, source = ctx.api_key_state()
-        overrides = getattr(ctx.settings, "overrides", None)
-        return {
-            "settings": ctx.settings().as_dict(),
-            "api_key": {"status": status, "source": source},
-            "overridden": sorted(overrides) if isinstance(overrides, Mapping) else [],
-            "problems": [p.message for p in loaded.problems],
-            "invalid": {
+        view = SettingsView(
+            settings=ctx.settings(),
+            api_key=ApiKeyView(status=status, source=source),
+            overridden=ctx.settings.overridden(),
+            problems=[p.message for p in loaded.problems],
+            invalid={
                 p.key: p.message
                 for p in loaded.problems
                 if p.kind == "invalid_value" and p.key is not None
             },
-        }
+        )
+        if warning is not None:
+            view.warning = warning
+        return view
 
-    async def get_settings(self, request: Request) -> Response:
-        return JSONResponse(await self.settings_view())
-
-    async def put_settings(self, request: Request) -> Response:
+    async def put_settings(self, body: SettingsUpdate) -> SettingsView:
+        """Checked as a whole by its model before anything is touched (the key included)."""
         ctx = self.ctx
-        body = await read_json(request, openapi.SETTINGS_UPDATE)
-        changes = {k: v for k, v in body.items() if k in SETTING_KEYS}
-        for key, value in changes.items():  # all or nothing: check before the key is touched
-            try:
-                validate_setting(key, value)
-            except SettingValueError as exc:
-                _fail(422, str(exc), key=exc.key)
+        given = body.model_dump(exclude_unset=True)
+        changes = {k: v for k, v in given.items() if k != "api_key"}
         key_stored = False
-        if "api_key" in body:
-            key_stored = await self._update_key(body["api_key"])
+        if "api_key" in given:
+            key_stored = await self._update_key(given["api_key"])
         warning: str | None = None
         if changes:
             before = ctx.settings()
             try:
-                await asyncio.to_thread(save_settings, ctx.vault, changes)
+                await asyncio.to_thread(ctx.settings.save, changes)
             except SettingValueError as exc:
                 _fail(422, str(exc), key=exc.key)
             except SettingsFileError as exc:
                 _fail(409, str(exc))
-            overrides = getattr(ctx.settings, "overrides", None)
-            if isinstance(overrides, dict):
-                # The user just chose these in the page: a start-up flag no longer wins.
-                for key in changes:
-                    overrides.pop(key, None)
-            after = await asyncio.to_thread(ctx.settings.reload)
+            after = ctx.settings()
             if ctx.apply_settings is not None and before != after:
                 try:
                     await ctx.apply_settings(before, after)
@@ -462,10 +287,7 @@ class Api:
             ctx.bus.publish("settings_changed", keys=sorted(changes))
         if key_stored:
             ctx.pipeline.key_configured()
-        view = await self.settings_view()
-        if warning is not None:
-            view["warning"] = warning
-        return JSONResponse(view)
+        return await self.settings_view(warning)
 
     async def _update_key(self, value: str | None) -> bool:
         """Store or remove the key; True when a key was stored. Errors never echo the key."""
@@ -485,10 +307,10 @@ class Api:
         ctx.bus.publish("settings_changed", keys=["api_key"])
         return True
 
-    async def generate_routing_description(self, request: Request) -> Response:
-        body = await read_json(request, openapi.ROUTING_REQUEST)
+    async def generate_routing_description(self, body: RoutingRequest) -> RoutingDescription:
         settings = self.ctx.settings()
-        text = body.get("information_architecture", settings.information_architecture)
+        given = body.information_architecture
+        text = settings.information_architecture if given is None else given
         assert self.ctx.anthropic_client is not None
         client = self.ctx.anthropic_client()
         if client is None:
@@ -499,69 +321,256 @@ class Api:
             _fail(502, f"{exc.user_message}; the description was not written")
         except ValueError as exc:
             _fail(502, f"{exc}; try again")
-        return JSONResponse({"routing_description": description})
+        return RoutingDescription(routing_description=description)
 
-    async def models(self, request: Request) -> Response:
+    async def models(self) -> Models:
         found, source = await self.catalog.models()
         current = self.ctx.settings().model
         if current not in {m.id for m in found}:
             found.insert(0, ModelChoice(current, current))
-        return JSONResponse(
-            {
-                "models": [{"id": m.id, "display_name": m.display_name} for m in found],
-                "source": source,
-                "current": current,
-            }
+        return Models(
+            models=[ModelInfo(id=m.id, display_name=m.display_name) for m in found],
+            source=source,
+            current=current,
         )
 
     # ------------------------------------------------------------------ inbox
 
-    async def inbox(self, request: Request) -> Response:
-        store = self.ctx.store
+    async def inbox(self) -> Inbox:
+        waiting = await self.ctx.pipeline.waiting_messages()
+        return Inbox(messages=[InboxMessageView.of_message(m, s) for m, s in waiting])
 
-        def unanswered() -> list[InboxMessage]:
-            # An answered message is only waiting for its clean-up: not the user's concern.
-            return [m for m in self.ctx.pipeline.inbox.pending() if not store.is_processed(m.id)]
-
-        pending = await asyncio.to_thread(unanswered)
-        states = self.ctx.pipeline.message_states()
-
-        def state(message: InboxMessage) -> dict[str, Any]:
-            # The pipeline's picture (it knows "processing"), else what the file says.
-            return state_json(states.get(message.id) or message.view())
-
-        return JSONResponse(
-            {
-                "messages": [
-                    {
-                        "id": m.id,
-                        "text": m.text,
-                        "source": m.source,
-                        "input_method": str(m.metadata.get("inputMethod", "typed")),
-                        "timestamp": m.timestamp,
-                        "last_error": m.last_error,
-                        **state(m),
-                    }
-                    for m in pending
-                ]
-            }
-        )
-
-    async def process_again(self, request: Request) -> Response:
+    async def process_again(self, message_id: str) -> Reprocessed:
         """Queue it again; without a key it waits for one (the answer says which)."""
-        message_id: str = request.path_params["message_id"]
-        await read_json(request, openapi.EMPTY)
         if not await self.ctx.pipeline.reprocess(message_id):
             _fail(404, "that message is not in the inbox (it may have been processed)")
         state = self.ctx.pipeline.message_state(message_id)
-        body: dict[str, Any] = {"id": message_id}
-        if state is not None:
-            body.update(state_json(state))
-        return JSONResponse(body, status_code=202)
+        if state is None:
+            return Reprocessed(id=message_id)
+        return Reprocessed(id=message_id, **StateFields.of(state))
 
-    async def events_not_websocket(self, request: Request) -> Response:
-        return JSONResponse(
-            {"error": "/api/events is a WebSocket: connect with a WebSocket client"},
-            status_code=426,
-            headers={"upgrade": "websocket"},
-        )
+
+# --------------------------------------------------------------------------- routes
+
+
+def _api(request: Request) -> Api:
+    api: Api = request.app.state.api
+    return api
+
+
+ApiDep = Annotated[Api, Depends(_api)]
+MessageId = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_CHARS, description="the user message's inbox id")
+]
+
+_REASONS = {
+    400: "invalid request (bad JSON, bad parameters, foreign Host)",
+    401: "missing or wrong token",
+    403: "foreign Origin",
+    404: "not found",
+    409: "not possible now (see the message)",
+    413: "body too large",
+    415: "not JSON",
+    422: "invalid value (see the message and key)",
+    426: "not a WebSocket handshake",
+    502: "the Anthropic API failed",
+    503: "the service is shutting down",
+}
+_CHANGES = (403, 413, 415)
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The refusals a route can answer, all as `ErrorBody` (400 and 401 apply everywhere)."""
+    return {s: {"model": ErrorBody, "description": _REASONS[s]} for s in (400, 401, *statuses)}
+
+
+router = APIRouter()
+
+
+@router.get(
+    "/api/status",
+    operation_id="getStatus",
+    summary="What the service is doing: SmartHole, the queue, the key",
+    responses=_errors(),
+)
+async def get_status(api: ApiDep) -> Status:
+    return await api.status()
+
+
+@router.post(
+    "/api/messages",
+    operation_id="sendMessage",
+    summary="Send a message (processed in order after any queued ones)",
+    status_code=202,
+    responses=_errors(*_CHANGES, 503),
+)
+async def send_message(body: MessageCreate, api: ApiDep) -> Accepted:
+    return await api.submit(body.text)
+
+
+@router.post(
+    "/api/messages/{message_id:path}/fork",
+    operation_id="forkFromMessage",
+    summary="Edit a user message of the active conversation: archive it and what follows as "
+    "a branch, and send the new text",
+    status_code=202,
+    responses=_errors(*_CHANGES, 404, 409, 503),
+)
+async def fork(message_id: MessageId, body: MessageCreate, api: ApiDep) -> Accepted:
+    return await api.fork(message_id, body.text)
+
+
+@router.post(
+    "/api/messages/{message_id:path}/undo",
+    operation_id="undoMessage",
+    summary="Undo the vault changes of a message (when git versioning offers it; "
+    "`undo_available` in the status)",
+    response_model_exclude_none=True,
+    responses=_errors(*_CHANGES, 404, 409),
+)
+async def undo(message_id: MessageId, body: Empty, api: ApiDep) -> Done:
+    return await api.undo(message_id)
+
+
+@router.post(
+    "/api/cancel",
+    operation_id="cancel",
+    summary="Stop the message being processed now (Stop); answers once it has stopped",
+    responses=_errors(*_CHANGES),
+)
+async def cancel(body: Empty, api: ApiDep) -> Cancelled:
+    return await api.cancel()
+
+
+@router.get(
+    "/api/conversations",
+    operation_id="listConversations",
+    summary="Conversations, newest first (all sources), page by page",
+    response_model_exclude_unset=True,
+    responses=_errors(),
+)
+async def list_conversations(
+    api: ApiDep,
+    before: Annotated[
+        str | None,
+        Query(
+            description="`next_before` of the previous page",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+    messages: Annotated[bool, Query(description="include each conversation's messages")] = False,
+) -> ConversationPage:
+    return await api.conversations(_query_time(before, "before"), limit, messages)
+
+
+@router.post(
+    "/api/conversations/clear",
+    operation_id="clearHistory",
+    summary="Delete every conversation (needs `confirm: true`)",
+    response_model_exclude_none=True,
+    responses=_errors(*_CHANGES, 409),
+)
+async def clear_history(body: ClearHistory, api: ApiDep) -> Done:
+    return await api.clear_history()
+
+
+@router.get(
+    "/api/conversations/{conversation_id}",
+    operation_id="getConversation",
+    summary="One conversation with its messages",
+    response_model_exclude_unset=True,
+    responses=_errors(404),
+)
+async def get_conversation(
+    conversation_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)], api: ApiDep
+) -> ConversationView:
+    return await api.conversation(conversation_id)
+
+
+@router.get(
+    "/api/settings",
+    operation_id="getSettings",
+    summary="Every setting (the API key only as set / not set)",
+    response_model_exclude_unset=True,
+    responses=_errors(),
+)
+async def get_settings(api: ApiDep) -> SettingsView:
+    return await api.settings_view()
+
+
+@router.put(
+    "/api/settings",
+    operation_id="updateSettings",
+    summary="Change some settings (saved to settings.toml, applied at once)",
+    response_model_exclude_unset=True,
+    responses=_errors(*_CHANGES, 409, 422),
+)
+async def put_settings(body: SettingsUpdate, api: ApiDep) -> SettingsView:
+    return await api.put_settings(body)
+
+
+@router.post(
+    "/api/settings/routing-description/generate",
+    operation_id="generateRoutingDescription",
+    summary="Write a routing description from the information architecture (not saved)",
+    responses=_errors(*_CHANGES, 409, 502),
+)
+async def generate_routing_description(body: RoutingRequest, api: ApiDep) -> RoutingDescription:
+    return await api.generate_routing_description(body)
+
+
+@router.get(
+    "/api/models",
+    operation_id="listModels",
+    summary="Models to choose from (Models API, or the built-in list)",
+    responses=_errors(),
+)
+async def list_models(api: ApiDep) -> Models:
+    return await api.models()
+
+
+@router.get(
+    "/api/inbox",
+    operation_id="listInbox",
+    summary="Messages still in the inbox, each with its state and next try",
+    responses=_errors(),
+)
+async def list_inbox(api: ApiDep) -> Inbox:
+    return await api.inbox()
+
+
+@router.post(
+    "/api/inbox/{message_id:path}/process",
+    operation_id="processAgain",
+    summary="Queue an inbox message again (process again); without an API key it waits for "
+    "one instead (its state in the answer says which)",
+    status_code=202,
+    response_model_exclude_unset=True,
+    responses=_errors(*_CHANGES, 404),
+)
+async def process_again(
+    message_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)],
+    body: Empty,
+    api: ApiDep,
+) -> Reprocessed:
+    return await api.process_again(message_id)
+
+
+@router.get(
+    "/api/events",
+    operation_id="events",
+    summary="Live events (WebSocket only)",
+    description="Open as a WebSocket; a plain GET answers 426. Each frame is one Event. "
+    "The token may be given as `?token=`.",
+    status_code=426,
+    response_model=ErrorBody,
+    response_description=_REASONS[426],
+    responses={101: {"description": "switching to the WebSocket"}, **_errors(403)},
+)
+async def events_not_websocket() -> Response:
+    return error_response(
+        426,
+        "/api/events is a WebSocket: connect with a WebSocket client",
+        headers={"upgrade": "websocket"},
+    )

@@ -1,4 +1,5 @@
-"""The Starlette app: the chat page, its static files, the API and the live WebSocket."""
+"""The web app (FastAPI, which is Starlette underneath): the chat page, its static files,
+the API (`api.py`), its generated OpenAPI document and the live WebSocket."""
 
 from __future__ import annotations
 
@@ -8,25 +9,27 @@ import html
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 from starlette.websockets import WebSocket
 
 from smarthole_notes.mcp.http import mount_mcp
-from smarthole_notes.web.api import Api, ApiError
+from smarthole_notes.settings import INVALID_SETTING
+from smarthole_notes.web.api import Api, ApiError, error_response, router
 from smarthole_notes.web.context import WebContext
-from smarthole_notes.web.live import LiveState, event_stream
+from smarthole_notes.web.live import QueueView, event_stream
 from smarthole_notes.web.openapi import openapi_document
 from smarthole_notes.web.security import (
     AccessPolicy,
-    BodyTooLarge,
     SecurityMiddleware,
     tokens_match,
 )
@@ -56,16 +59,57 @@ def _needs_token_page(port: int) -> HTMLResponse:
     return HTMLResponse(body, status_code=401)
 
 
-def create_app(ctx: WebContext) -> Starlette:
+def describe_invalid(exc: RequestValidationError) -> tuple[int, str, str | None]:
+    """A request that does not fit its model: (status, message, field at fault).
+
+    A setting's own check is a 422 naming the key (the form marks the field); anything else
+    is a 400. The offending value is never echoed (it could be an API key).
+    """
+    errors = sorted(exc.errors(), key=lambda e: (e.get("type") == INVALID_SETTING, e["loc"]))
+    error = errors[0]
+    kind: str = error["type"]
+    loc = [str(part) for part in error["loc"]]
+    key = loc[1] if len(loc) > 1 and loc[0] in ("body", "query", "path") else None
+    where = key or "the body"
+    context: dict[str, Any] = error.get("ctx") or {}
+    if kind == INVALID_SETTING:
+        return 422, str(context["message"]), key
+    if kind == "json_invalid":
+        return 400, "the body is not valid JSON", None
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return 400, "the body must be a JSON object", None
+    if kind == "missing":
+        return 400, f"{where} is required", key
+    if kind == "extra_forbidden":
+        return 400, f"{where} is not a known field", key
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        expected = kind.removesuffix("_type").removesuffix("_parsing")
+        names = {"int": "integer", "str": "string", "bool": "boolean", "float": "number"}
+        return 400, f"{where} must be of type {names.get(expected, expected)}", key
+    if kind == "string_too_short":
+        return 400, f"{where} must not be empty", key
+    if kind == "string_too_long":
+        return 400, f"{where} is too long (at most {context.get('max_length')} characters)", key
+    if kind in ("greater_than_equal", "greater_than"):
+        return 400, f"{where} must be at least {context.get('ge', context.get('gt'))}", key
+    if kind in ("less_than_equal", "less_than"):
+        return 400, f"{where} must be at most {context.get('le', context.get('lt'))}", key
+    if kind == "literal_error":
+        return 400, f"{where} must be {context.get('expected')}", key
+    if kind == "value_error":
+        return 400, str(context.get("error", "invalid value")), key
+    return 400, f"{where} is invalid ({kind})", key
+
+
+def create_app(ctx: WebContext) -> FastAPI:
     """The web app for one running service.
 
-    Call it inside the service's event loop before `pipeline.start()`, so the queue
-    tracker sees the recovered messages; run it with uvicorn's lifespan on (it stops the
-    tracker). Access control wraps everything (see `security.py`).
+    Run it with uvicorn's lifespan on (it starts and stops the queue view). Access control
+    wraps everything, the MCP mount included (see `security.py`).
     """
     policy = AccessPolicy(token=ctx.token, host_names=ctx.host_names(), port=ctx.port)
-    live = LiveState(ctx.bus, ctx.pipeline.inbox, ctx.pipeline.message_states)
-    api = Api(ctx, live)
+    queue = QueueView(ctx.bus, ctx.pipeline.message_states)
+    api = Api(ctx, queue)
     document = openapi_document(ctx.version, ctx.port)
 
     async def index(request: Request) -> Response:
@@ -88,61 +132,41 @@ def create_app(ctx: WebContext) -> Starlette:
         return JSONResponse(document)
 
     async def events(websocket: WebSocket) -> None:
-        live.start()
-        await event_stream(websocket, ctx.bus, api.status_snapshot)
-
-    routes: list[BaseRoute] = [
-        Route("/", index, methods=["GET"]),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-        Route("/api/status", api.status, methods=["GET"]),
-        Route("/api/messages", api.send_message, methods=["POST"]),
-        Route("/api/messages/{message_id:path}/fork", api.fork, methods=["POST"]),
-        Route("/api/messages/{message_id:path}/undo", api.undo, methods=["POST"]),
-        Route("/api/cancel", api.cancel, methods=["POST"]),
-        Route("/api/conversations", api.conversations, methods=["GET"]),
-        Route("/api/conversations/clear", api.clear_history, methods=["POST"]),
-        Route("/api/conversations/{conversation_id}", api.conversation, methods=["GET"]),
-        Route("/api/settings", api.get_settings, methods=["GET"]),
-        Route("/api/settings", api.put_settings, methods=["PUT"]),
-        Route(
-            "/api/settings/routing-description/generate",
-            api.generate_routing_description,
-            methods=["POST"],
-        ),
-        Route("/api/models", api.models, methods=["GET"]),
-        Route("/api/inbox", api.inbox, methods=["GET"]),
-        Route("/api/inbox/{message_id:path}/process", api.process_again, methods=["POST"]),
-        Route("/api/events", api.events_not_websocket, methods=["GET"]),
-        WebSocketRoute("/api/events", events),
-        Mount("/static", app=_StaticFiles(directory=STATIC_DIR), name="static"),
-    ]
+        queue.start()
+        await event_stream(websocket, ctx.bus, api.hello)
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return exc.response()
+
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        status, message, key = describe_invalid(exc)
+        return error_response(status, message, key)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 401 and request.url.path == "/":
             return _needs_token_page(ctx.port)
         message = exc.detail if isinstance(exc.detail, str) else "error"
-        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
-
-    async def too_large(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": str(exc)}, status_code=413)
+        return error_response(exc.status_code, message, headers=exc.headers)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("Unexpected error in %s %s", request.method, request.url.path)
-        return JSONResponse({"error": "unexpected error; see the service's log"}, status_code=500)
+        return error_response(500, "unexpected error; see the service's log")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await live.started()
+        await queue.started()
         yield
-        await live.stop()
+        await queue.stop()
 
-    app = Starlette(
-        routes=routes,
+    app = FastAPI(
+        title="smarthole-notes",
+        version=ctx.version,
+        openapi_url=None,  # served below, the generated document with its additions
+        docs_url=None,  # the interactive docs load scripts from elsewhere: not under our CSP
+        redoc_url=None,
         middleware=[
             Middleware(
                 SecurityMiddleware,
@@ -153,16 +177,21 @@ def create_app(ctx: WebContext) -> Starlette:
         ],
         exception_handlers={
             ApiError: api_error,
+            RequestValidationError: invalid_request,
             HTTPException: http_error,
-            BodyTooLarge: too_large,
             Exception: unexpected,
         },
         lifespan=lifespan,
     )
-    app.state.live = live
+    app.add_route("/", index, methods=["GET"], include_in_schema=False)
+    app.add_route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
+    app.router.routes.extend(router.routes)  # flat, so `app.routes` lists every path
+    app.add_api_websocket_route("/api/events", events)
+    app.mount("/static", _StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.queue = queue
     app.state.api = api
     app.state.mcp = mount_mcp(app, ctx)  # MCP at /mcp, behind the same access checks
     with contextlib.suppress(RuntimeError):  # no running loop: the lifespan starts it
         asyncio.get_running_loop()
-        live.start()
+        queue.start()
     return app

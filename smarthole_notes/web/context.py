@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import anthropic
 
 from smarthole_notes import __version__
-from smarthole_notes.credentials import ApiKey, clear_api_key, resolve_api_key, store_api_key
+from smarthole_notes.credentials import (
+    ApiKey,
+    KeySource,
+    clear_api_key,
+    resolve_api_key,
+    store_api_key,
+)
 from smarthole_notes.llm.anthropic_provider import make_client
 from smarthole_notes.settings import Settings
 
@@ -36,11 +42,19 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 class SettingsSource(Protocol):
-    """The settings in effect (`serve`'s `SettingsHolder` fits): read, and re-read after a save."""
+    """The settings in effect (`serve`'s `SettingsHolder` fits): read, save, what flags set."""
 
     def __call__(self) -> Settings: ...
 
     def reload(self) -> Settings: ...
+
+    def overridden(self) -> list[str]:
+        """Keys a command-line flag sets for this run."""
+        ...
+
+    def save(self, changes: dict[str, object]) -> Settings:
+        """Save to settings.toml (a choice made now wins over a flag); the settings after."""
+        ...
 
 
 class UndoUnavailable(Exception):
@@ -50,10 +64,9 @@ class UndoUnavailable(Exception):
 UndoHook = Callable[[str], Awaitable[str]]
 """Undo the vault changes a message made (git versioning); returns what was undone.
 
-HOOK for the git undo feature (a colleague builds it): `serve` passes it in `WebContext.undo`.
-It takes the inbox id of the user message whose changes to revert and raises
-`UndoUnavailable` with a user-facing reason when it cannot. While it is None the undo
-route answers 404 and the page shows no Undo action.
+`serve` passes `pipeline_undo(pipeline)`. It takes the inbox id of the user message whose
+changes to revert and raises `UndoUnavailable` with a user-facing reason when it cannot.
+Without it the undo route answers 404 and the page shows no Undo action.
 """
 
 
@@ -149,7 +162,7 @@ class WebContext:
     anthropic_client: Callable[[], anthropic.AsyncAnthropic | None] | None = None
     """SDK client factory for the models list and the routing micro-agent (default: `ClientFactory`)."""
     undo: UndoHook | None = None
-    """HOOK: git undo, see `UndoHook`. None until that feature exists or while it is off."""
+    """Git undo, see `UndoHook` (None: not offered)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     version: str = field(default="")
 
@@ -180,7 +193,7 @@ class WebContext:
                 names.append(name)
         return names
 
-    def api_key_state(self) -> tuple[Literal["set", "not set"], str | None]:
+    def api_key_state(self) -> tuple[Literal["set", "not set"], KeySource | None]:
         """("set" | "not set", where from): all the page is ever told about the key."""
         key = self.api_key()
         return ("set", key.source) if key is not None else ("not set", None)

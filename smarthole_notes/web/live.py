@@ -1,16 +1,12 @@
-"""What the pipeline is doing right now, followed from its events, and the live WebSocket.
+"""The queue as the page shows it, from the pipeline's own states, and the live WebSocket.
 
-The pipeline publishes `message_state` whenever a message's state changes (queued,
-processing, waiting for a key, retry scheduled, failed, refused, or `done` when it left the
-inbox), besides `queued` when a message enters its queue and `response`, `error` or
-`cancelled` when processing ends; it works one message at a time, oldest first. So the
-queue as the page must show it (the one being processed, the ones waiting) follows from
-those events alone. `LiveState` keeps that picture and republishes it as `queue_state`
-whenever it changes, so every page shows the same thing, and the page's working state
-("Working…", Stop) is only on while a message really is queued or processing.
-
-A message can leave the queue without an event we see; while anything is in flight, a
-light check against the pipeline's states (or the inbox) drops such ids.
+The pipeline keeps every waiting message's state (`message_states()`) and publishes
+`message_state` whenever one changes (queued, processing, waiting for a key, retry scheduled,
+failed, refused, or `done` when it left the inbox). The queue the page shows (the message
+being processed, the ones waiting) is read from that snapshot; `QueueView` republishes it as
+`queue_state` whenever a `message_state` event changes it, so every page shows the same
+thing and the page's working state ("Working…", Stop) is on only while a message really is
+queued or processing. No copy of the queue is kept here.
 """
 
 from __future__ import annotations
@@ -25,87 +21,39 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from smarthole_notes.bus import Event, EventBus
-from smarthole_notes.inbox import Inbox, MessageState
+from smarthole_notes.inbox import MessageState
 
 log = logging.getLogger(__name__)
 
-TERMINAL_EVENTS = frozenset({"response", "error", "cancelled"})
-IN_FLIGHT = frozenset({"queued", "processing"})
-"""The states in which a message is in the pipeline's queue (the page is working)."""
-PRUNE_SECONDS = 2.0
 _CLOSED: Event = {"type": "__closed__"}
 
+QueuePicture = tuple[str | None, list[str]]
 
-class LiveState:
-    """The queue as seen from the bus: `processing` (head) and `queued` (the rest)."""
 
-    def __init__(
-        self,
-        bus: EventBus,
-        inbox: Inbox,
-        states: Callable[[], Mapping[str, MessageState]] | None = None,
-    ) -> None:
-        """`states` is the pipeline's `message_states` (the truth for pruning)."""
+class QueueView:
+    """`processing` and `queued` as read from the pipeline's states, published on change."""
+
+    def __init__(self, bus: EventBus, states: Callable[[], Mapping[str, MessageState]]) -> None:
+        """`states` is the pipeline's `message_states` (the one truth)."""
         self._bus = bus
-        self._inbox = inbox
         self._states = states
-        self._order: list[str] = []
+        self._shown: QueuePicture = (None, [])
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
-    @property
-    def processing(self) -> str | None:
-        return self._order[0] if self._order else None
+    @staticmethod
+    def picture(states: Mapping[str, MessageState]) -> QueuePicture:
+        processing = next((i for i, s in states.items() if s.state == "processing"), None)
+        return processing, [i for i, s in states.items() if s.state == "queued"]
 
-    @property
-    def queued(self) -> list[str]:
-        return self._order[1:]
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._order)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"processing": self.processing, "queued": self.queued}
-
-    def observe(self, event: Event) -> bool:
-        """Update from one bus event; True if the picture changed."""
-        kind = event.get("type")
-        message_id = event.get("message_id")
-        if not isinstance(message_id, str):
-            return False
-        if kind == "message_state":
-            return self._follow_state(message_id, event.get("state"))
-        if kind == "queued" and message_id not in self._order:
-            self._order.append(message_id)
-            return True
-        if kind in TERMINAL_EVENTS and message_id in self._order:
-            self._order.remove(message_id)
-            return True
-        return False
-
-    def _follow_state(self, message_id: str, state: object) -> bool:
-        if state == "processing":
-            if self._order[:1] == [message_id]:
-                return False
-            if message_id in self._order:
-                self._order.remove(message_id)
-            self._order.insert(0, message_id)
-            return True
-        if state == "queued":
-            if message_id in self._order:
-                return False
-            self._order.append(message_id)
-            return True
-        if message_id in self._order:  # waiting for a key, failed, refused, done...
-            self._order.remove(message_id)
-            return True
-        return False
+    @staticmethod
+    def busy(states: Mapping[str, MessageState]) -> bool:
+        return any(s.state in ("processing", "queued") for s in states.values())
 
     def start(self) -> None:
         """Follow the bus from now on (idempotent; needs a running loop)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="web-live-state")
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="web-queue")
 
     async def started(self) -> None:
         """Until the subscription is in place (events from then on are seen)."""
@@ -123,36 +71,17 @@ class LiveState:
         async with self._bus.subscribe() as queue:
             self._subscribed.set()
             try:
+                self._shown = self.picture(self._states())
                 while True:
-                    try:
-                        timeout = PRUNE_SECONDS if self._order else None
-                        event = await asyncio.wait_for(queue.get(), timeout)
-                    except TimeoutError:
-                        if await self.prune():
-                            self._publish()
+                    event = await queue.get()
+                    if event.get("type") != "message_state":
                         continue
-                    if event.get("type") != "queue_state" and self.observe(event):
-                        self._publish()
+                    now = self.picture(self._states())
+                    if now != self._shown:
+                        self._shown = now
+                        self._bus.publish("queue_state", processing=now[0], queued=now[1])
             finally:
                 self._subscribed.clear()
-
-    async def prune(self) -> bool:
-        """Drop ids no longer queued or processing (left without an event we saw); True if any."""
-        if not self._order:
-            return False
-        ids = list(self._order)
-        if self._states is not None:
-            states = self._states()
-            present = {i for i in ids if (s := states.get(i)) is not None and s.state in IN_FLIGHT}
-        else:
-            present = await asyncio.to_thread(lambda: {i for i in ids if i in self._inbox})
-        gone = [i for i in ids if i not in present and i in self._order]
-        for message_id in gone:
-            self._order.remove(message_id)
-        return bool(gone)
-
-    def _publish(self) -> None:
-        self._bus.publish("queue_state", **self.snapshot())
 
 
 async def event_stream(

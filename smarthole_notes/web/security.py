@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import cookie_parser
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -233,11 +234,12 @@ class SecurityMiddleware:
         return limited_receive
 
 
-class BodyTooLarge(Exception):
-    """A streamed body passed the size limit; the app turns it into a 413."""
+class BodyTooLarge(HTTPException):
+    """A streamed body passed the size limit: a 413 (an HTTPException, so that body parsing
+    lets it through rather than calling it unparsable)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"the request body is over {limit} bytes")
+        super().__init__(413, f"the request body is over {limit} bytes")
 
 
 def _with_security_headers(send: Send) -> Send:

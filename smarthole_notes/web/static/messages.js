@@ -1,0 +1,206 @@
+// One node per kind of message: the user's, answers, refusals, system notes.
+import { renderMarkdown } from "./markdown.js";
+import { api } from "./api.js";
+import { $, el, notice, timeElement } from "./dom.js";
+import { startEdit } from "./edit.js";
+import { state } from "./state.js";
+import { stateOf } from "./states.js";
+import { agentMessageNode } from "./streaming.js";
+
+// ------------------------------------------------------------------ messages
+
+function sourceLabel(message) {
+  if (message.source === "smarthole") return message.input_method === "voice" ? "voice" : "text";
+  if (message.source === "system") return "system";
+  return "typed";
+}
+
+export function actionBar(...buttons) {
+  return el("div", { class: "actions" }, ...buttons);
+}
+
+export function copyButton(getText) {
+  return el("button", {
+    type: "button",
+    class: "copy",
+    text: "Copy",
+    "aria-label": "Copy message",
+    onclick: async () => {
+      const text = getText();
+      try {
+        await navigator.clipboard.writeText(text);
+      } catch {
+        const area = el("textarea", { class: "visually-hidden" });
+        area.value = text;
+        document.body.append(area);
+        area.select();
+        document.execCommand("copy");
+        area.remove();
+      }
+      notice("Copied");
+    },
+  });
+}
+
+export function userMessage(message) {
+  const body = el("div", { class: "msg-body plain", text: message.content });
+  const meta = el(
+    "div",
+    { class: "msg-meta" },
+    el("span", { class: "who", text: "You" }),
+    el("span", { class: "source", text: sourceLabel(message) }),
+    timeElement(message.created_at),
+  );
+  const node = el("article", {
+    class: "msg user",
+    "aria-label": `You, ${sourceLabel(message)}`,
+    dataset: { messageId: message.message_id || "" },
+  });
+  node.rawText = message.content;
+  const edit = el("button", {
+    type: "button",
+    class: "edit",
+    text: "Edit",
+    "aria-label": "Edit message",
+    onclick: () => startEdit(node),
+  });
+  node.append(meta, body, actionBar(copyButton(() => node.rawText), message.message_id ? edit : null));
+  return node;
+}
+
+function toolItem(tool) {
+  const outcome = tool.running ? "running…" : tool.is_error ? "failed" : "succeeded";
+  const item = el(
+    "li",
+    { class: `tool ${tool.running ? "running" : tool.is_error ? "failed" : "ok"}` },
+    el("span", { class: "tool-name", text: tool.name }),
+    el("span", { class: "tool-outcome", text: outcome }),
+    el("code", { class: "tool-input", text: tool.input_summary || "" }),
+    tool.summary ? el("span", { class: "tool-summary", text: tool.summary }) : null,
+  );
+  item.dataset.tool = tool.name;
+  return item;
+}
+
+function toolsBlock(tools, open = false) {
+  const details = el("details", { class: "tools", open: open || undefined });
+  const summary = el("summary");
+  const list = el("ul");
+  details.append(summary, list);
+  setTools(details, tools);
+  return details;
+}
+
+export function setTools(details, tools) {
+  const list = details.querySelector("ul");
+  list.replaceChildren(...tools.map(toolItem));
+  const failed = tools.filter((t) => t.is_error && !t.running).length;
+  const count = `${tools.length} tool${tools.length === 1 ? "" : "s"} used`;
+  details.querySelector("summary").textContent = failed ? `${count} (${failed} failed)` : count;
+  details.hidden = tools.length === 0;
+  details.tools = tools;
+}
+
+export function assistantMessage(message) {
+  const body = el("div", { class: "msg-body markdown" });
+  renderMarkdown(body, message.content);
+  const node = el("article", {
+    class: "msg assistant",
+    "aria-label": "Assistant",
+    dataset: { replyTo: message.reply_to_message_id || "" },
+  });
+  node.rawText = message.content;
+  const meta = el(
+    "div",
+    { class: "msg-meta" },
+    el("span", { class: "who", text: "Assistant" }),
+    timeElement(message.created_at),
+  );
+  const tools = toolsBlock(message.tools_used || []);
+  const buttons = [copyButton(() => node.rawText)];
+  if (state.undoAvailable && message.reply_to_message_id && changedFiles(message.tools_used)) {
+    buttons.push(undoButton(message.reply_to_message_id));
+  }
+  node.append(meta, body, tools, actionBar(...buttons));
+  return node;
+}
+
+function changedFiles(tools) {
+  return (tools || []).some((t) => state.writingTools.has(t.name) && !t.is_error);
+}
+
+function undoButton(messageId) {
+  return el("button", {
+    type: "button",
+    class: "undo",
+    text: "Undo",
+    "aria-label": "Undo the changes of this answer",
+    onclick: async () => {
+      try {
+        const result = await api("POST", `/api/messages/${encodeURIComponent(messageId)}/undo`, {});
+        notice(result.detail || "Undone");
+      } catch (error) {
+        notice(error.message);
+      }
+    },
+  });
+}
+
+export function systemMessage(message, title) {
+  const heading = title ? `Retrospection: ${title}` : "System";
+  const body = el("div", { class: "msg-body markdown" });
+  renderMarkdown(body, message.content);
+  const node = el(
+    "article",
+    { class: `msg system${title !== undefined ? " retrospection" : ""}`, "aria-label": heading },
+    el("div", { class: "msg-meta" }, el("span", { class: "who", text: heading }), timeElement(message.created_at)),
+    body,
+  );
+  node.rawText = message.content;
+  node.append(actionBar(copyButton(() => node.rawText)));
+  return node;
+}
+
+export function messageNode(message, conversation) {
+  if (message.role === "user") {
+    if (message.message_id && message.state) state.messageStates.set(message.message_id, stateOf(message));
+    return userMessage(message);
+  }
+  if (message.role === "assistant") {
+    if (message.kind === "refusal") return refusalMessage(message.reply_to_message_id, message.content, message.created_at);
+    if (message.kind === "update" || message.kind === "question") {
+      return agentMessageNode(message.reply_to_message_id, message.content, message.kind === "question", message.created_at);
+    }
+    return assistantMessage(message);
+  }
+  if (message.kind === "retrospection") {
+    return systemMessage(message, (conversation && conversation.title) || retrospectionTitle(message));
+  }
+  const retro = /^#*\s*retrospection/i.test(message.content || "");
+  return systemMessage(message, retro ? retrospectionTitle(message) : undefined);
+}
+
+// A refusal: Claude declined the request. Shown as such, never as an answer.
+export function refusalMessage(messageId, text, createdAt) {
+  const body = el("div", { class: "msg-body plain", text });
+  const node = el(
+    "article",
+    { class: "msg refusal", "aria-label": "Refused", dataset: { replyTo: messageId || "", refusal: "true" } },
+    el(
+      "div",
+      { class: "msg-meta" },
+      el("span", { class: "who", text: "Assistant" }),
+      el("span", { class: "badge refused", text: "refused" }),
+      timeElement(createdAt),
+    ),
+    body,
+  );
+  node.rawText = text;
+  node.append(actionBar(copyButton(() => node.rawText)));
+  return node;
+}
+
+function retrospectionTitle(message) {
+  const first = (message.content || "").split("\n")[0].replace(/^#+\s*/, "").replace(/^retrospection:\s*/i, "");
+  return first.slice(0, 120) || "conversation";
+}
