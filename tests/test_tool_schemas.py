@@ -173,7 +173,8 @@ class Recorder:
 
 def minimal(name: str) -> dict[str, Any]:
     """A valid input with only the required fields."""
-    samples = {"path": "a.md", "content": "x", "source": "a.md", "destination": "b.md"}
+    samples: dict[str, Any] = {"path": "a.md", "content": "x", "source": "a.md"}
+    samples |= {"destination": "b.md"}
     samples |= {"pattern": "x", "file_path": "a.md", "commit_hash": "abc1234", "message": "hi"}
     samples |= {"query": "kitchen", "properties": {"status": "done"}}
     return {k: samples[k] for k in DEFINITIONS[name].input_schema.get("required", [])}

@@ -105,7 +105,8 @@ def format_move(out: MoveOutcome) -> str:
     if out.failures:
         text += " Could not update links in: " + "; ".join(out.failures)
     if out.linked_from:
-        text += f" {_plural(out.linked_from, 'other note')} link to what moved."
+        verb = "links" if out.linked_from == 1 else "link"
+        text += f" {_plural(out.linked_from, 'other note')} {verb} to what moved."
     return text
 
 
@@ -300,9 +301,10 @@ async def delete_file(vault: Vault, args: PathArgs) -> str:
             "restore)."
         )
     if out.linked_from:
+        verb = "links" if out.linked_from == 1 else "link"
         text += (
-            f" {_plural(out.linked_from, 'other note')} link to it; those links are now broken "
-            "(get_links on the restored note lists them)."
+            f" {_plural(out.linked_from, 'other note')} {verb} to it; those links are now "
+            "broken (get_links on the restored note lists them)."
         )
     return text
 

@@ -31,6 +31,7 @@ import sqlite3
 import stat
 import threading
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ LINE_TEXT_CHARS = 240
 # about it; best line only), and adjacent question words found as a phrase in the body.
 # Chosen on bench/search_relevance.py's question set; see its docstring.
 TITLE_WEIGHT = 0.5  # file name and aliases
+NAMED_WEIGHT = 1.5  # again, when the question holds every word of the title ("kitchen")
 META_WEIGHT = 0.5  # headings, tags, properties
 BODY_WEIGHT = 1.0
 ANCHOR_WEIGHT = 0.5
@@ -248,6 +250,14 @@ def query_words(query: str) -> list[str]:
     words = [w for w in _WORD.findall(query.lower()) if w.strip("_")]
     meaningful = [w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
     return meaningful or words
+
+
+def _plain_words(text: str) -> set[str]:
+    """Meaningful words folded for comparison (case, accents, a plural 's')."""
+    folded = "".join(
+        ch for ch in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(ch)
+    )
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in query_words(folded)}
 
 
 def _quoted(text: str) -> str:
@@ -692,11 +702,10 @@ class NoteIndex:
 
         with self._lock:
             db = self._conn()
-            for table, weight in (
-                ("fts_title", TITLE_WEIGHT),
-                ("fts_meta", META_WEIGHT),
-                ("fts_body", BODY_WEIGHT),
-            ):
+            titles = self._field(db, "fts_title", match, allowed, params)
+            add(TITLE_WEIGHT, titles)
+            add(NAMED_WEIGHT, self._named(db, query, titles))
+            for table, weight in (("fts_meta", META_WEIGHT), ("fts_body", BODY_WEIGHT)):
                 add(weight, self._field(db, table, match, allowed, params))
             phrases = _phrase_query(query)
             if phrases is not None:
@@ -710,6 +719,20 @@ class NoteIndex:
                 ).fetchone()
                 hits.append(NoteHit(path, title, self._snippet(db, file_id, match), score))
         return hits
+
+    @staticmethod
+    def _named(
+        db: sqlite3.Connection, query: str, titles: list[tuple[int, float]]
+    ) -> list[tuple[int, float]]:
+        """The notes the question names: every word of the title is in the question."""
+        said = _plain_words(query)
+        named: list[tuple[int, float]] = []
+        for file_id, bm25 in titles:
+            row = db.execute("SELECT title FROM files WHERE id = ?", (file_id,)).fetchone()
+            words = _plain_words(row[0]) if row else set()
+            if words and words <= said:
+                named.append((file_id, bm25))
+        return named
 
     @staticmethod
     def _field(
