@@ -55,10 +55,13 @@ def build_agent(
         streaming=True,
         stream_idle_timeout=float(settings.stream_idle_timeout_seconds),
     )
-    prompt = SystemPrompt(
-        settings.information_architecture, conversation_context=conversation_context
-    )
     access = vault if isinstance(vault, Vault) else Vault(vault)
+    prompt = SystemPrompt(
+        settings.information_architecture,
+        conversation_context=conversation_context,
+        vault_conventions=access.conventions_prompt,  # Obsidian's settings: stable part
+        daily_note=access.daily_note_prompt,  # today's daily note: volatile part
+    )
     tools = ToolRegistry([*vault_tools(access), *(extra_tools or [])])
     return AgentService(provider, system_prompt=prompt, tools=tools)
 

@@ -257,6 +257,7 @@ class Pipeline:
         await asyncio.to_thread(self.lifecycle.drop_stale_states)
         await self.commits.versioning_changed()
         self.side_jobs.start(asyncio.to_thread(remove_crash_leftovers, self.vault))
+        self.vault_access.start_index()  # search_notes' index: built in a background thread
         for message in await asyncio.to_thread(self.inbox.pending):
             if message.state == "queued":
                 self._enqueue(message.id)
