@@ -35,7 +35,7 @@ _DATETIME = re.compile(r"\A\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?\Z")
 _NUMBER = re.compile(r"\A[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
 _LIST_TYPES = frozenset({"multitext", "tags", "aliases"})
 
-_safe = YAML(typ="safe", pure=True)
+_safe = YAML(typ="safe", pure=False)  # libyaml through ruamel.yaml.clib when installed
 
 
 def _round_trip() -> YAML:

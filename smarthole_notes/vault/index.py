@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import multiprocessing
 import os
 import re
 import sqlite3
@@ -32,7 +33,9 @@ import stat
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,8 @@ SCHEMA_VERSION = 1
 INDEX_FILE = Path(".smarthole") / "index.sqlite3"
 MAX_NOTE_BYTES = 8 * 1024 * 1024  # larger notes are indexed by name only
 BATCH = 256  # notes per transaction: a crash loses at most one batch
+PARALLEL_FROM = 400  # files to parse before worker processes pay for their start-up
+MAX_WORKERS = 4
 POLL_SECONDS = 0.2
 DEBOUNCE_SECONDS = 0.1
 RESCAN_SECONDS = 5.0  # without inotify: how often the vault is compared with the index
@@ -277,6 +282,42 @@ def _phrase_query(query: str) -> str | None:
     return " OR ".join(_quoted(p) for p in pairs) if pairs else None
 
 
+def read_file(
+    rel: str,
+    real: str,
+    signature: tuple[int, int, int],
+    known: Callable[[str], bool] = lambda digest: False,
+) -> _Parsed | None:
+    """Read one file and parse it unless `known(content hash)`; None if it vanished."""
+    racy = time.time_ns() - signature[2] < RACY_NS
+    kept = (signature[0], signature[1], -1 if racy else signature[2])
+    if not is_markdown(rel):
+        return _Parsed(
+            rel, kept, None, False, (_title(rel), "", "", "", "", _folder_words(rel), "")
+        )
+    try:
+        data = read_bytes(Path(real), MAX_NOTE_BYTES)
+    except FileNotFoundError:
+        return None
+    except (OSError, VaultError):
+        data = b""
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    if known(digest):
+        return _Parsed(rel, kept, digest, True, unchanged=True)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if "\x00" in text[:8192]:
+        text = ""
+    columns, tags, links = parse_note(rel, text)
+    return _Parsed(rel, kept, digest, True, columns, tags, links)
+
+
+def _read_in_worker(job: tuple[str, str, tuple[int, int, int]]) -> _Parsed | None:
+    return read_file(*job)
+
+
 # -- the index ------------------------------------------------------------------------------
 
 
@@ -432,19 +473,55 @@ class NoteIndex:
         if gone:
             self._apply([], gone)
         last_log = time.monotonic()
-        for start in range(0, len(changed), BATCH):
+        for batch in self._parsed(changed):
             if self._stop.is_set():
                 break
-            batch = [
-                self._read(e.rel, e.real, (e.ino, e.size, e.mtime_ns))
-                for e in changed[start : start + BATCH]
-            ]
             applied += self._apply([p for p in batch if p is not None], [])
             self._done += len(batch)
             if initial and time.monotonic() - last_log > 5:
                 last_log = time.monotonic()
                 log.info("Indexing notes: %s of %s files", f"{self._done:,}", f"{self._total:,}")
         return applied
+
+    def _parsed(self, entries: list[Entry]) -> Iterator[list[_Parsed | None]]:
+        """The entries read and parsed, a batch at a time; in worker processes when there
+        are many (parsing Markdown is CPU work: it then uses every core and leaves the
+        service's own process free)."""
+        jobs = [(e.rel, e.real, (e.ino, e.size, e.mtime_ns)) for e in entries]
+        workers = min(MAX_WORKERS, os.cpu_count() or 1)
+        if len(jobs) < PARALLEL_FROM or workers < 2:
+            for start in range(0, len(jobs), BATCH):
+                yield [self._read(*job) for job in jobs[start : start + BATCH]]
+            return
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded service
+        done = 0
+        try:
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                for start in range(0, len(jobs), BATCH):
+                    if self._stop.is_set():
+                        return
+                    chunk = jobs[start : start + BATCH]
+                    results = list(pool.map(_read_in_worker, chunk, chunksize=16))
+                    yield [self._unless_known(item) for item in results]
+                    done = start + len(chunk)
+        except (OSError, BrokenProcessPool) as exc:
+            log.warning("Indexing in worker processes failed (%s); going on in this one", exc)
+            for start in range(done, len(jobs), BATCH):
+                yield [self._read(*job) for job in jobs[start : start + BATCH]]
+
+    def _unless_known(self, item: _Parsed | None) -> _Parsed | None:
+        """A worker parsed without asking the index: same content as indexed is no change."""
+        if item is None or not item.note:
+            return item
+        with self._lock:
+            row = (
+                self._conn()
+                .execute("SELECT hash FROM files WHERE path = ?", (item.rel,))
+                .fetchone()
+            )
+        if row is not None and row[0] == item.hash:
+            return _Parsed(item.rel, item.signature, item.hash, True, unchanged=True)
+        return item
 
     def changed(self, rels: Iterable[str]) -> None:
         """These vault-relative paths (files or folders) changed: take them in now."""
@@ -498,32 +575,17 @@ class NoteIndex:
             ]
 
     def _read(self, rel: str, real: str, signature: tuple[int, int, int]) -> _Parsed | None:
-        """Read and parse one file (outside the lock); None if it vanished meanwhile."""
-        racy = time.time_ns() - signature[2] < RACY_NS
-        kept = (signature[0], signature[1], -1 if racy else signature[2])
-        if not is_markdown(rel):
-            return _Parsed(
-                rel, kept, None, False, (_title(rel), "", "", "", "", _folder_words(rel), "")
-            )
-        try:
-            data = read_bytes(Path(real), MAX_NOTE_BYTES)
-        except FileNotFoundError:
-            return None
-        except (OSError, VaultError):
-            data = b""
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        with self._lock:
-            row = self._conn().execute("SELECT hash FROM files WHERE path = ?", (rel,)).fetchone()
-        if row is not None and row[0] == digest:
-            return _Parsed(rel, kept, digest, True, unchanged=True)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = ""
-        if "\x00" in text[:8192]:
-            text = ""
-        columns, tags, links = parse_note(rel, text)
-        return _Parsed(rel, kept, digest, True, columns, tags, links)
+        """Read one file and, if its content is new, parse it (outside the lock); None if
+        it vanished meanwhile."""
+
+        def known(digest: str) -> bool:
+            with self._lock:
+                row = (
+                    self._conn().execute("SELECT hash FROM files WHERE path = ?", (rel,)).fetchone()
+                )
+            return row is not None and row[0] == digest
+
+        return read_file(rel, real, signature, known)
 
     def _apply(self, parsed: list[_Parsed], gone: list[str]) -> int:
         """Write one batch in one transaction."""
