@@ -8,18 +8,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-
-import anthropic
+from typing import TYPE_CHECKING
 
 from smarthole_notes.credentials import ApiKey, resolve_api_key
-from smarthole_notes.llm.anthropic_provider import AnthropicProvider, make_client
 from smarthole_notes.llm.errors import ConfigurationError
-from smarthole_notes.llm.prompt import SystemPrompt
-from smarthole_notes.llm.service import AgentService
-from smarthole_notes.settings import Settings
-from smarthole_notes.tools.base import Tool, ToolRegistry
-from smarthole_notes.tools.vault import vault_tools
-from smarthole_notes.vault import Vault
+
+if TYPE_CHECKING:
+    import anthropic
+
+    from smarthole_notes.llm.service import AgentService
+    from smarthole_notes.settings import Settings
+    from smarthole_notes.tools.base import Tool
+    from smarthole_notes.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,14 @@ def build_agent(
 
     A long-running service passes its one `Vault` (its caches and link index live on);
     `ask` passes the folder."""
+    # Imported here, not above: `serve` imports this module before it is ready.
+    from smarthole_notes.llm.anthropic_provider import AnthropicProvider  # the SDK: see llm.sdk
+    from smarthole_notes.llm.prompt import SystemPrompt
+    from smarthole_notes.llm.service import AgentService
+    from smarthole_notes.tools.base import ToolRegistry
+    from smarthole_notes.tools.vault import vault_tools
+    from smarthole_notes.vault import Vault
+
     provider = AnthropicProvider(
         client,
         settings.model,
@@ -67,4 +75,6 @@ def build_agent(
 
 
 def client_for(key: ApiKey) -> anthropic.AsyncAnthropic:
+    from smarthole_notes.llm.anthropic_provider import make_client  # the SDK: see llm.sdk
+
     return make_client(key.reveal())

@@ -20,18 +20,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any, Final
-
-import anthropic
+from typing import TYPE_CHECKING, Any, Final
 
 from smarthole_notes.bus import EventBus
 from smarthole_notes.conversations.store import Conversation, ConversationStore, StoredMessage
 from smarthole_notes.conversations.summary import transcript_for_summary
 from smarthole_notes.durable import write_file_atomically
-from smarthole_notes.llm.anthropic_provider import AnthropicProvider
+from smarthole_notes.llm import sdk
 from smarthole_notes.llm.provider import Provider
 from smarthole_notes.llm.types import LLMRequest, Message
 from smarthole_notes.settings import Settings
+
+if TYPE_CHECKING:
+    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -197,11 +198,12 @@ async def retrospect_ended_conversation(
     if not settings.enable_conversation_retrospection:
         return None
     try:
-        provider: Provider = (
-            AnthropicProvider(llm, settings.model, streaming=False)
-            if isinstance(llm, anthropic.AsyncAnthropic)
-            else llm
-        )
+        if sdk.is_client(llm):
+            from smarthole_notes.llm.anthropic_provider import AnthropicProvider
+
+            provider: Provider = AnthropicProvider(llm, settings.model, streaming=False)
+        else:
+            provider = llm
         messages = await asyncio.to_thread(store.messages, conversation.id)
         latest = await asyncio.to_thread(store.get, conversation.id)
     except asyncio.CancelledError:

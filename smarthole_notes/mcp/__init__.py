@@ -9,14 +9,31 @@
 
 The conversation tools (send_message, end_conversation, get_conversation) are not offered:
 they belong to the agent's own conversation with the user.
+
+The MCP SDK loads only with `server.py` (on first use of `/mcp` in `serve`): the names
+below are looked up lazily, so importing `http` or `live` costs little.
 """
 
-from smarthole_notes.mcp.server import (
-    ANNOTATIONS,
-    MCP_SOURCE,
-    McpVaultService,
-    annotations_for,
-    build_server,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from smarthole_notes.mcp.names import MCP_SOURCE
+
+if TYPE_CHECKING:
+    from smarthole_notes.mcp.server import (
+        ANNOTATIONS,
+        McpVaultService,
+        annotations_for,
+        build_server,
+    )
 
 __all__ = ["ANNOTATIONS", "MCP_SOURCE", "McpVaultService", "annotations_for", "build_server"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from smarthole_notes.mcp import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,9 @@ answered 405, as the transport allows: these tools send no notifications, and a 
 held open forever would keep `serve` from shutting down promptly.
 
 The SDK's session manager needs a task group for the life of the app; it is started on
-the first request and stopped with the app (`mount_mcp` chains it into the lifespan).
+the first request and stopped with the app (`mount_mcp` chains it into the lifespan). The
+MCP SDK itself is imported then too, in a thread (it takes seconds on a slow machine):
+`serve` neither waits nor pays the memory for it until an MCP client comes.
 """
 
 from __future__ import annotations
@@ -17,21 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from smarthole_notes.mcp.live import LiveRelay
-from smarthole_notes.mcp.server import McpVaultService, build_server
 from smarthole_notes.versioning import GitVault, UndoResult
 
 if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
     from starlette.applications import Starlette
 
+    from smarthole_notes.mcp.server import McpVaultService
     from smarthole_notes.web.context import WebContext
 
 log = logging.getLogger(__name__)
@@ -39,17 +41,41 @@ log = logging.getLogger(__name__)
 MCP_PATH = "/mcp"
 
 
-class McpHttpEndpoint:
-    """ASGI app for `/mcp`: the SDK's streamable HTTP session manager, started lazily."""
+def _load_sdk() -> None:
+    import mcp.server.streamable_http_manager  # noqa: F401
 
-    def __init__(self, service: McpVaultService) -> None:
-        self.service = service
-        self.manager = StreamableHTTPSessionManager(
-            app=build_server(service), json_response=True, security_settings=None
-        )
+    import smarthole_notes.mcp.server  # noqa: F401
+
+
+class McpHttpEndpoint:
+    """ASGI app for `/mcp`: the SDK's streamable HTTP session manager, made and started on
+    the first request. `service` makes the MCP tools' service (a `McpVaultService`, or a
+    function returning one, called then)."""
+
+    def __init__(self, service: McpVaultService | Callable[[], McpVaultService]) -> None:
+        self._service = service
+        self._manager: StreamableHTTPSessionManager | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
         self._stop = asyncio.Event()
+
+    @property
+    def service(self) -> McpVaultService:
+        if callable(self._service):  # not yet made (a service object is not callable)
+            self._service = self._service()
+        return self._service
+
+    @property
+    def manager(self) -> StreamableHTTPSessionManager:
+        if self._manager is None:
+            from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+            from smarthole_notes.mcp.server import build_server
+
+            self._manager = StreamableHTTPSessionManager(
+                app=build_server(self.service), json_response=True, security_settings=None
+            )
+        return self._manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,6 +97,7 @@ class McpHttpEndpoint:
         await self._started.wait()
 
     async def _run(self) -> None:
+        await asyncio.to_thread(_load_sdk)  # the event loop keeps serving meanwhile
         async with self.manager.run():
             self._started.set()
             await self._stop.wait()
@@ -81,11 +108,14 @@ class McpHttpEndpoint:
         if self._task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._task, 5)
-        await self.service.drain()
+        if not callable(self._service):  # made: its commits may still be being written
+            await self._service.drain()
 
 
 def service_for(ctx: WebContext) -> McpVaultService:
     """The MCP tools of a running `serve`: its settings, its repository, its event bus."""
+    from smarthole_notes.mcp.server import McpVaultService
+
     pipeline = ctx.pipeline
 
     async def pipeline_undo(git: GitVault, target: str) -> UndoResult:
@@ -110,7 +140,7 @@ def mount_mcp(app: Starlette, ctx: WebContext) -> McpHttpEndpoint:
     Call it once on the app `create_app` built: it adds the route (inside the app's
     middleware) and chains the endpoint's and relay's shutdown into the app's lifespan.
     """
-    endpoint = McpHttpEndpoint(service_for(ctx))
+    endpoint = McpHttpEndpoint(lambda: service_for(ctx))
     app.router.routes.append(Route(MCP_PATH, endpoint, methods=["GET", "POST", "DELETE"]))
     relay = LiveRelay(ctx.vault, ctx.bus.publish)
     inner = app.router.lifespan_context

@@ -23,7 +23,7 @@ import stat
 from pathlib import Path
 from typing import Any, Final
 
-from smarthole_notes.mcp.server import MCP_SOURCE, MESSAGE_ID_PREFIX, Publish
+from smarthole_notes.mcp.names import MCP_SOURCE, MESSAGE_ID_PREFIX, Publish
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
@@ -29,6 +29,7 @@ from mcp.server.lowlevel.server import Server
 
 from smarthole_notes import __version__
 from smarthole_notes.conversations.store import ToolUse, summarise_tool_input
+from smarthole_notes.mcp.names import MCP_SOURCE, MESSAGE_ID_PREFIX, Publish
 from smarthole_notes.settings import Settings
 from smarthole_notes.tools.base import Tool, ToolError, ToolInput, ToolOutcome, ToolRegistry
 from smarthole_notes.tools.git import git_tools
@@ -49,10 +50,8 @@ from smarthole_notes.versioning.commit_message import LLM, CommitContext, write_
 
 log = logging.getLogger(__name__)
 
-MCP_SOURCE: Final = "mcp"
 CLIENT_KEY: Final = "Smarthole-Client"
 """Trailer naming the MCP client (its `clientInfo.name`) that made the change."""
-MESSAGE_ID_PREFIX: Final = "mcp-"
 SERVER_NAME: Final = "smarthole-notes"
 
 INSTRUCTIONS: Final = (
@@ -135,12 +134,6 @@ UNDO_SCHEMA: Final[dict[str, Any]] = {
     "required": [],
     "additionalProperties": False,
 }
-
-
-class Publish(Protocol):
-    """Where live events go (`EventBus.publish` in `serve`, a datagram to `serve` on stdio)."""
-
-    def __call__(self, event_type: str, **fields: Any) -> None: ...
 
 
 UndoRunner = Callable[[GitVault, str], Awaitable[UndoResult]]

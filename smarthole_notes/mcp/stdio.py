@@ -2,6 +2,9 @@
 
 stdout carries the protocol and nothing else: logs go to stderr, and while the SDK's
 stdio transport serves, stray writes to file descriptor 1 are diverted to stderr too.
+
+The `anthropic` SDK (only for Haiku's commit messages) is imported in a thread while the
+handshake is answered and the tools listed (`llm.sdk`), not before.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from mcp.server.stdio import stdio_server
 
 from smarthole_notes.credentials import resolve_api_key
-from smarthole_notes.llm.anthropic_provider import make_client
+from smarthole_notes.llm import sdk
 from smarthole_notes.logs import configure_logging
 from smarthole_notes.mcp.live import LiveSender
 from smarthole_notes.mcp.server import McpVaultService, build_server
@@ -42,6 +45,8 @@ class CommitMessageClient:
         if key is None:
             return None
         if self._client is None or self._key != key.reveal():
+            from smarthole_notes.llm.anthropic_provider import make_client  # see llm.sdk
+
             self._client = make_client(key.reveal())
             self._key = key.reveal()
         return self._client
@@ -62,6 +67,8 @@ async def run_stdio(vault: Path) -> int:
         except (GitError, OSError) as exc:
             log.warning("Git versioning is on but the repository is not usable: %s", exc)
     server = build_server(service)
+    if resolve_api_key() is not None:
+        sdk.start_loading()  # for the first commit message, while the client says hello
     try:
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())

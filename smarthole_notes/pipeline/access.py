@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-
-import anthropic
+from typing import TYPE_CHECKING
 
 from smarthole_notes.agent import client_for
 from smarthole_notes.credentials import ApiKey, resolve_api_key
+
+if TYPE_CHECKING:
+    import anthropic
 
 
 def key_fingerprint(key: ApiKey) -> str:

@@ -20,9 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from smarthole_notes.agent import client_for
 from smarthole_notes.bus import EventBus
@@ -30,6 +28,7 @@ from smarthole_notes.conversations.store import ConversationStore
 from smarthole_notes.credentials import ApiKey, resolve_api_key
 from smarthole_notes.inbox import DeliveryState, Inbox, InboxMessage, MessageState, StoredState
 from smarthole_notes.leftovers import remove_crash_leftovers
+from smarthole_notes.llm import sdk
 from smarthole_notes.llm.errors import ErrorCode, LLMError
 from smarthole_notes.pipeline.access import ApiAccess
 from smarthole_notes.pipeline.commits import RequestCommits
@@ -42,6 +41,9 @@ from smarthole_notes.pipeline.turn import TurnRun, Turns
 from smarthole_notes.settings import Settings
 from smarthole_notes.vault import Vault
 from smarthole_notes.versioning import UndoResult
+
+if TYPE_CHECKING:
+    import anthropic
 
 log = logging.getLogger("smarthole_notes.pipeline")
 
@@ -416,6 +418,7 @@ class Pipeline:
         message = started
         self._show_stored(message, "processing")
         before = await self.commits.snapshot_before()
+        await sdk.loaded()  # `serve` starts without the SDK: a message waits for it here
         run = await self.turns.run(message, self.access.client(key))
         if run.error is not None and run.error.code is ErrorCode.AUTH_ERROR:
             self.access.rejected(key)

@@ -15,7 +15,7 @@ from smarthole_notes.bus import EventBus
 from smarthole_notes.clock import local_zone
 from smarthole_notes.conversations.store import Conversation, ConversationStore
 from smarthole_notes.conversations.summary import summarise
-from smarthole_notes.llm.anthropic_provider import AnthropicProvider
+from smarthole_notes.llm import sdk
 from smarthole_notes.pipeline.access import ApiAccess
 from smarthole_notes.pipeline.jobs import SideJobs
 from smarthole_notes.retrospection import retrospect_ended_conversation
@@ -62,6 +62,11 @@ class ConversationLifecycle:
 
     async def _after_ended(self, conversation: Conversation, settings: Settings) -> None:
         """Title and summary (a failure leaves it untitled), then retrospection if it is on."""
+        if self._access.key() is None:
+            return
+        await sdk.loaded()  # `serve` starts without the SDK
+        from smarthole_notes.llm.anthropic_provider import AnthropicProvider
+
         client = self._access.current_client()
         if client is None:
             return

@@ -17,15 +17,18 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
-import anthropic
-
-from smarthole_notes.llm.anthropic_provider import AnthropicProvider
+from smarthole_notes.llm import sdk
 from smarthole_notes.llm.provider import Provider
 from smarthole_notes.llm.retry import RetryPolicy
 from smarthole_notes.llm.types import LLMRequest, Message
 from smarthole_notes.versioning.repo import ChangedFile
+
+if TYPE_CHECKING:
+    import anthropic
+
+    from smarthole_notes.llm.anthropic_provider import AnthropicProvider
 
 log = logging.getLogger(__name__)
 
@@ -281,17 +284,19 @@ def commit_message_provider(
     client: anthropic.AsyncAnthropic, *, retry: RetryPolicy | None = None
 ) -> AnthropicProvider:
     """The micro-agent's provider: Haiku, non-streaming."""
+    from smarthole_notes.llm.anthropic_provider import AnthropicProvider  # the SDK: see llm.sdk
+
     return AnthropicProvider(client, COMMIT_MESSAGE_MODEL, streaming=False, retry=retry)
 
 
-LLM: TypeAlias = Provider | anthropic.AsyncAnthropic | None
+LLM: TypeAlias = "Provider | anthropic.AsyncAnthropic | None"
 
 
 def as_provider(llm: LLM) -> Provider | None:
     """A client becomes the Haiku micro-agent provider; a provider is used as given."""
     if llm is None:
         return None
-    if isinstance(llm, anthropic.AsyncAnthropic):
+    if sdk.is_client(llm):
         return commit_message_provider(llm)
     return llm
 
