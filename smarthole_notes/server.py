@@ -3,6 +3,15 @@
 Starts even without an API key (messages are accepted, acked and kept until a key is set).
 SIGINT/SIGTERM stop taking messages, let the current one finish within a grace period or
 cancel it (it stays in the inbox), and exit cleanly.
+
+Starts fast: the port is bound, the address printed and SmartHole messages accepted and
+acked before the chat page's app (FastAPI and the API's models) and the `anthropic` SDK
+have loaded. uvicorn serves a `DeferredApp` from the start, whose requests wait for the
+real app, built right after in the background. The SDK loads on first use, in a thread
+(`llm.sdk`): for the first message (which waits for it, acked already), or when the chat
+page is opened (it will soon want a client); until then it costs neither time nor memory.
+None of the modules imported before "ready" imports the SDK, `mcp` or FastAPI at module
+level (tests/test_startup.py checks it).
 """
 
 from __future__ import annotations
@@ -10,15 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import importlib
 import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -29,14 +39,17 @@ from smarthole_notes.conversations.store import ConversationStore, default_path
 from smarthole_notes.credentials import credentials_path, resolve_api_key
 from smarthole_notes.durable import write_file_atomically
 from smarthole_notes.inbox import Inbox, InboxMessage, inbox_folder
+from smarthole_notes.llm import sdk
 from smarthole_notes.llm.errors import ConfigurationError
 from smarthole_notes.logs import configure_logging
 from smarthole_notes.pipeline import Outcome, Pipeline
 from smarthole_notes.settings import Settings, load_settings, save_settings
 from smarthole_notes.smarthole import ConnectionStatus, RoutedMessage, SmartHoleClient
 from smarthole_notes.vault import Vault
-from smarthole_notes.web import WebContext, create_app, generate_token, pipeline_undo
-from smarthole_notes.web.context import is_loopback
+from smarthole_notes.web.context import generate_token, is_loopback
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("smarthole_notes")
 
@@ -96,6 +109,101 @@ class HttpServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+WEB_APP_MODULE = "smarthole_notes.web.app"  # FastAPI, the API's models, the OpenAPI document
+
+
+class DeferredApp:
+    """The ASGI app uvicorn serves from the first moment: each request waits until the chat
+    page's app is built (`build`), then goes to it. It also runs that app's lifespan (uvicorn
+    runs with its own lifespan off, as it starts before the app exists)."""
+
+    LIFESPAN_SECONDS = 10.0
+    PAGE_PATH = "/"
+
+    def __init__(self) -> None:
+        self.app: ASGIApp | None = None
+        self._page_opened = False
+        self.failure: BaseException | None = None
+        self._ready = asyncio.Event()
+        self._lifespan_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._lifespan_task: asyncio.Task[None] | None = None
+        self._state: dict[str, Any] = {}
+
+    async def build(self, factory: Callable[[], ASGIApp]) -> None:
+        """Import the web stack in a thread (the event loop keeps serving SmartHole), build
+        the app on the loop, start its lifespan, then let the waiting requests through."""
+        try:
+            await asyncio.to_thread(importlib.import_module, WEB_APP_MODULE)
+            app = factory()
+            await self._start_lifespan(app)
+            self.app = app
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        finally:
+            self._ready.set()
+
+    async def wait_ready(self) -> ASGIApp | None:
+        await self._ready.wait()
+        return self.app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        if not self._page_opened and scope.get("path") == self.PAGE_PATH:
+            self._page_opened = True
+            sdk.start_loading()  # the page will soon ask for models, keys, messages
+        app = self.app if self.app is not None else await self.wait_ready()
+        if app is None:  # the app could not be built (logged): refuse, do not hang
+            if scope["type"] == "http":
+                await send({"type": "http.response.start", "status": 503, "headers": []})
+                await send({"type": "http.response.body", "body": b"the chat page failed"})
+            else:
+                await send({"type": "websocket.close", "code": 1011})
+            return
+        if self._state:
+            scope["state"] = {**self._state, **scope.get("state", {})}
+        await app(scope, receive, send)
+
+    async def _start_lifespan(self, app: ASGIApp) -> None:
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+
+        async def receive() -> dict[str, Any]:
+            return await self._lifespan_in.get()
+
+        async def send(message: Any) -> None:
+            kind = message["type"]
+            if kind == "lifespan.startup.complete" and not started.done():
+                started.set_result(None)
+            elif kind == "lifespan.startup.failed" and not started.done():
+                started.set_exception(RuntimeError(message.get("message") or "startup failed"))
+
+        async def run() -> None:
+            scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self._state}
+            try:
+                await app(scope, receive, send)
+            except BaseException as exc:
+                if not started.done():
+                    started.set_exception(exc)
+                raise
+
+        self._lifespan_in.put_nowait({"type": "lifespan.startup"})
+        self._lifespan_task = asyncio.create_task(run(), name="web-lifespan")
+        await asyncio.wait_for(started, self.LIFESPAN_SECONDS)
+
+    async def close(self) -> None:
+        """The app's lifespan shutdown (after uvicorn has stopped serving)."""
+        task = self._lifespan_task
+        if task is None or task.done():
+            return
+        self._lifespan_in.put_nowait({"type": "lifespan.shutdown"})
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(task, self.LIFESPAN_SECONDS)
 
 
 def load_or_create_token(given: str | None) -> str:
@@ -257,26 +365,34 @@ async def serve(options: ServeOptions) -> int:
     if resolve_api_key() is None:
         log.warning("%s Messages are accepted and kept in the inbox meanwhile.", NO_API_KEY_MESSAGE)
 
-    app = create_app(
-        WebContext(
-            pipeline=pipeline,
-            settings=settings,
-            vault=vault,
-            token=token,
-            port=port,
-            host=options.host,
-            smarthole=lambda: link.client,
-            apply_settings=apply_settings,
-            undo=pipeline_undo(pipeline),
+    def build_app() -> ASGIApp:
+        from smarthole_notes.web import WebContext, create_app, pipeline_undo
+
+        return create_app(
+            WebContext(
+                pipeline=pipeline,
+                settings=settings,
+                vault=vault,
+                token=token,
+                port=port,
+                host=options.host,
+                smarthole=lambda: link.client,
+                apply_settings=apply_settings,
+                undo=pipeline_undo(pipeline),
+            )
         )
-    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    http = HttpServer(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+    site = DeferredApp()
+    http = HttpServer(
+        uvicorn.Config(
+            site, log_level="warning", lifespan="off", access_log=False, interface="asgi3"
+        )
+    )
     http_task = asyncio.create_task(http.serve(sockets=[sock]), name="http")
     while not http.started:
         if http_task.done():
@@ -293,6 +409,15 @@ async def serve(options: ServeOptions) -> int:
         file=sys.stderr,
         flush=True,
     )
+    # Ready. The chat page's app loads now, off the event loop; the SDK on first use.
+    build = asyncio.create_task(site.build(build_app), name="web-app")
+
+    def web_built(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("The chat page could not start", exc_info=task.exception())
+            stop.set()
+
+    build.add_done_callback(web_built)
     await stop.wait()
 
     log.info("Shutting down")
@@ -302,8 +427,13 @@ async def serve(options: ServeOptions) -> int:
     http.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):
         await http_task
+    if not build.done():
+        build.cancel()
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await build
+    await site.close()
     store.close()
-    return 0
+    return 1 if site.failure is not None else 0
 
 
 async def process_inbox(vault: Path) -> list[Outcome]:
