@@ -467,3 +467,21 @@ async def test_an_answer_keeps_its_usage_in_the_history(
     assert answer is not None and answer.usage is not None
     assert answer.usage["model"] == service.settings.model
     assert answer.usage["input_tokens"] > 0 and answer.usage["output_tokens"] > 0
+
+
+async def test_stop_while_a_message_is_being_set_up_cancels_it_without_a_request(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    # With git on, setting a message up includes a `git status` (milliseconds): Stop lands
+    # there, after the message shows as processing and before its agent exists.
+    service = Service(vault, anthropic_api, settings=Settings(enable_git_version_control=True))
+    await service.start()
+    async with service.bus.subscribe() as events:
+        await service.chat("tidy up", "chat-stop")
+        while (await events.get()).get("state") != "processing":
+            pass
+        assert service.pipeline.cancel_current()
+    await service.idle()
+    await service.stop()
+    assert service.pipeline.outcomes[-1].status == "cancelled"
+    assert [r for r in anthropic_api.requests if r.body.get("stream")] == []

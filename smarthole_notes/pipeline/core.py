@@ -161,16 +161,6 @@ class Pipeline:
         pending = await asyncio.to_thread(unanswered)
         return [(m, self._states.get(m.id) or m.view()) for m in pending]
 
-    async def waiting_messages(self) -> list[tuple[InboxMessage, MessageState]]:
-        """The messages still in the inbox, oldest first, each with its state as shown (the
-        answered ones only waiting for their clean-up are not the user's concern)."""
-
-        def unanswered() -> list[InboxMessage]:
-            return [m for m in self.inbox.pending() if not self.store.is_processed(m.id)]
-
-        pending = await asyncio.to_thread(unanswered)
-        return [(m, self._states.get(m.id) or m.view()) for m in pending]
-
     def _show(self, message_id: str, state: MessageState | None) -> None:
         """Keep the picture and tell every watcher (chat page, API); None: it left the inbox."""
         if state is None:
@@ -291,8 +281,11 @@ class Pipeline:
         return True
 
     def cancel_current(self) -> bool:
-        """Stop the message being processed now (the user pressed Stop)."""
-        return self.turns.abort()
+        """Stop the message being processed now (the user pressed Stop); False if none is."""
+        if self._current_id is None:
+            return False
+        self.turns.abort()
+        return True
 
     async def cancel(self) -> bool:
         """Stop the current message and return once it has stopped (at most a few seconds);
@@ -379,6 +372,7 @@ class Pipeline:
         while True:
             message_id = await self._queue.get()
             self._queued.discard(message_id)
+            self.turns.next_message()
             self._current_id = message_id
             self._between_messages.clear()
             try:

@@ -40,6 +40,7 @@ from smarthole_notes.llm.events import (
 )
 from smarthole_notes.llm.service import AgentResult, AgentService
 from smarthole_notes.llm.state import ConversationState
+from smarthole_notes.llm.types import StopReason
 from smarthole_notes.pipeline.commits import RequestCommits
 from smarthole_notes.pipeline.delivery import Delivery
 from smarthole_notes.pipeline.lifecycle import ConversationLifecycle
@@ -103,6 +104,7 @@ class Turns:
         self._commits = commits
         self._delivery = delivery
         self.current: AgentService | None = None
+        self._abort_requested = False
 
     async def record_request(
         self, message: InboxMessage, arrived: datetime | None = None
@@ -169,11 +171,16 @@ class Turns:
             await recorder.flush()
         return run
 
-    def abort(self) -> bool:
-        if self.current is None:
-            return False
-        self.current.abort()
-        return True
+    def abort(self) -> None:
+        """Stop the message in hand: at once if its agent runs, else before it starts (Stop
+        pressed while the message was still being set up)."""
+        self._abort_requested = True
+        if self.current is not None:
+            self.current.abort()
+
+    def next_message(self) -> None:
+        """A new message is taken up: an earlier Stop does not apply to it."""
+        self._abort_requested = False
 
     async def _agent(
         self,
@@ -197,6 +204,8 @@ class Turns:
             conversation_context=lambda: context,
         )
         agent.state = run.turn.state
+        if self._abort_requested:
+            return AgentResult("", StopReason.OTHER, aborted=True)
         self.current = agent
         return await agent.process(text, on_event=self._forward(run.message.id, recorder))
 
