@@ -4,7 +4,8 @@
 makes the access token printed in the start-up URL.
 """
 
-from smarthole_notes.web.app import create_app
+from typing import TYPE_CHECKING, Any
+
 from smarthole_notes.web.context import (
     ApplySettings,
     ClientFactory,
@@ -14,6 +15,9 @@ from smarthole_notes.web.context import (
     generate_token,
     pipeline_undo,
 )
+
+if TYPE_CHECKING:
+    from smarthole_notes.web.app import create_app
 
 __all__ = [
     "ApplySettings",
@@ -25,3 +29,13 @@ __all__ = [
     "generate_token",
     "pipeline_undo",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`create_app` loads the web stack (FastAPI, the API's models): only when asked for, so
+    `serve` can start before it (`from smarthole_notes.web.context import ...` stays light)."""
+    if name == "create_app":
+        from smarthole_notes.web.app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-import anthropic
-
 from smarthole_notes import __version__
 from smarthole_notes.credentials import (
     ApiKey,
@@ -26,10 +24,11 @@ from smarthole_notes.credentials import (
     resolve_api_key,
     store_api_key,
 )
-from smarthole_notes.llm.anthropic_provider import make_client
 from smarthole_notes.settings import Settings
 
 if TYPE_CHECKING:
+    import anthropic
+
     from smarthole_notes.bus import EventBus
     from smarthole_notes.conversations.store import ConversationStore
     from smarthole_notes.pipeline import Pipeline
@@ -117,6 +116,8 @@ class ClientFactory:
         if key is None:
             return None
         if self._client is None or self._for != key:
+            from smarthole_notes.llm.anthropic_provider import make_client  # see llm.sdk
+
             self._client = make_client(key.reveal(), self._base_url)
             self._for = key
         return self._client

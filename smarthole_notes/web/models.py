@@ -11,13 +11,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-import anthropic
-
-from smarthole_notes.llm.anthropic_provider import AnthropicProvider
 from smarthole_notes.llm.limits import KNOWN_MAX_TOKENS
 from smarthole_notes.llm.types import LLMRequest, Message
+
+if TYPE_CHECKING:
+    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ async def write_routing_description(
 
     Raises the provider's `LLMError` when the call fails, ValueError for an empty reply.
     """
+    from smarthole_notes.llm.anthropic_provider import AnthropicProvider  # see llm.sdk
+
     provider = AnthropicProvider(client, model, streaming=False)
     request = LLMRequest(
         system=ROUTING_SYSTEM,
