@@ -102,6 +102,8 @@ class Response(_FromTool):
     type: Literal["response"] = "response"
     text: str
     tools_used: list[dict[str, Any]]
+    usage: dict[str, Any] | None = None
+    """Tokens and estimated cost (`UsageView` in the API)."""
 
 
 class Error(_Event):

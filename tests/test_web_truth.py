@@ -341,3 +341,33 @@ async def test_saving_settings_writes_what_the_form_shows(
     assert saved["retry_failed_messages_minutes"] == [2, 10, 30]
     assert path.read_text().startswith("# mine\n")
     assert load_settings(vault).problems == []
+
+
+async def test_each_answer_shows_its_cost_and_the_conversation_its_total(
+    browser: Browser,
+    anthropic_api: AnthropicStandIn,
+    vault: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolated_credentials(monkeypatch, tmp_path / "config")
+    anthropic_api.script(text_reply("First answer."), text_reply("Second answer."))
+    async with (
+        WebService(vault, anthropic_api) as service,
+        chat_page(browser, service, **PAGE_OPTIONS) as page,
+    ):
+        await send(page, "hello")
+        await expect(page.locator(".msg.assistant", has_text="First answer.")).to_be_visible()
+        await send(page, "and again")
+        await expect(page.locator(".msg.assistant", has_text="Second answer.")).to_be_visible()
+        for _ in range(2):  # live, then after a reload
+            lines = page.locator(".msg.assistant .usage")
+            await expect(lines).to_have_count(2)
+            await expect(lines.first).to_have_text(
+                re.compile(r"^[\d,]+ in · [\d,]+ out · \$0\.\d+$")
+            )
+            total = page.locator("section.conversation .boundary .usage-total")
+            await expect(total).to_have_text(re.compile(r"^2 answers: [\d,]+ in · [\d,]+ out · \$"))
+            await reload(page)
+        await page.locator("#settings-button").click()
+        await expect(page.locator("#index-status")).to_have_text(re.compile(r"[Ii]ndex"))

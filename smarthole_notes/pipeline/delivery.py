@@ -82,6 +82,7 @@ class Delivery:
             message_id=message.id,
             text=answer.content,
             tools_used=[dataclasses.asdict(t) for t in answer.tools_used],
+            usage=dict(answer.usage) if answer.usage else None,
         )
         if not self._to_smarthole(message):
             await asyncio.to_thread(self.inbox.remove, message.id)

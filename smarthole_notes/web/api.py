@@ -53,6 +53,7 @@ from smarthole_notes.web.schemas import (
     Reprocessed,
     RoutingDescription,
     RoutingRequest,
+    SearchIndexView,
     SettingsUpdate,
     SettingsView,
     SmartHoleView,
@@ -138,6 +139,9 @@ class Api:
             vault=str(self.ctx.vault),
             version=self.ctx.version,
             writing_tools=sorted(NOTE_WRITING_TOOLS),
+            search_index=SearchIndexView.of(
+                await asyncio.to_thread(self.ctx.pipeline.vault_access.index.status)
+            ),
         )
 
     async def hello(self) -> dict[str, Any]:

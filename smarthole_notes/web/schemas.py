@@ -8,7 +8,8 @@ SmartHole client's status), and the settings from the `Settings` model itself.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import (
@@ -44,6 +45,7 @@ from smarthole_notes.settings import (
 )
 from smarthole_notes.settings import SettingValueError as _SettingValueError
 from smarthole_notes.smarthole import ConnectionStatus
+from smarthole_notes.vault.index import IndexStatus
 
 MAX_MESSAGE_CHARS: Final = 100_000
 """A long pasted note fits; a runaway script does not (the body limit backs this up)."""
@@ -216,6 +218,44 @@ class ToolUseView(BaseModel):
     summary: str
 
 
+class UsageView(BaseModel):
+    """What an answer cost: tokens and an estimate in US dollars (from the price table in
+    `smarthole_notes.llm.pricing`); a conversation's total sums its answers."""
+
+    model: str | None = None
+    input_tokens: int = Field(0, description="input tokens not read from the cache")
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: float | None = Field(None, description="estimated; null when a model has no price")
+
+    @classmethod
+    def total(cls, usages: list[UsageView]) -> UsageView | None:
+        if not usages:
+            return None
+        costs = [u.cost_usd for u in usages]
+        models = {u.model for u in usages}
+        return cls(
+            model=models.pop() if len(models) == 1 else None,
+            input_tokens=sum(u.input_tokens for u in usages),
+            output_tokens=sum(u.output_tokens for u in usages),
+            cache_write_tokens=sum(u.cache_write_tokens for u in usages),
+            cache_read_tokens=sum(u.cache_read_tokens for u in usages),
+            cost_usd=None if None in costs else sum(c for c in costs if c is not None),
+        )
+
+
+def usage_view(usage: Mapping[str, Any] | None) -> UsageView | None:
+    """A stored answer's usage (None for answers recorded before usage was kept)."""
+    if not usage:
+        return None
+    known = {k: usage[k] for k in UsageView.model_fields if k in usage}
+    try:
+        return UsageView(**known)
+    except ValueError:
+        return None
+
+
 class MessageView(BaseModel):
     """One stored message; a user message still in the inbox carries its state too (so the
     page shows "waiting for an API key", "failed, next try at 10:42"... after a reload)."""
@@ -246,6 +286,7 @@ class MessageView(BaseModel):
     next_attempt_at: datetime | None = None
     error: str | None = None
     attempts: int | None = None
+    usage: UsageView | None = Field(default=None, description="answers: tokens and cost")
 
     @classmethod
     def of(
@@ -269,6 +310,7 @@ class MessageView(BaseModel):
             "reply_to_message_id": (
                 inbox_ids.get(message.reply_to) if message.reply_to is not None else None
             ),
+            "usage": usage_view(message.usage),
         }
         if message.role == "user":
             state = states.get(message.message_id or "")
@@ -293,6 +335,9 @@ class ConversationView(BaseModel):
     messages: list[MessageView] | None = Field(
         default=None, description="only when asked for (`messages=true`, or one conversation)"
     )
+    usage_total: UsageView | None = Field(
+        default=None, description="the sum over its answers (with `messages` only)"
+    )
 
     @classmethod
     def of(
@@ -314,7 +359,9 @@ class ConversationView(BaseModel):
         }
         if messages is not None:
             inbox_ids = {m.row_id: m.message_id for m in messages}
-            fields["messages"] = [MessageView.of(m, inbox_ids, states) for m in messages]
+            views = [MessageView.of(m, inbox_ids, states) for m in messages]
+            fields["messages"] = views
+            fields["usage_total"] = UsageView.total([v.usage for v in views if v.usage])
         return cls(**fields)
 
 
@@ -415,6 +462,33 @@ class Status(BaseModel):
         description="tools whose successful call changed notes (the page offers Undo on "
         "answers that used one)"
     )
+    search_index: SearchIndexView | None = Field(
+        default=None, description="the vault's search index (search_notes), when there is one"
+    )
+
+
+class SearchIndexView(BaseModel):
+    """How far the vault's search index is (the page shows it in Settings)."""
+
+    state: Literal["idle", "building", "ready", "failed"]
+    notes: int = Field(description="notes indexed")
+    files: int
+    done: int = Field(description="files examined so far by a running build")
+    total: int = Field(description="files a running build examines (0 until known)")
+    last_update: datetime | None = Field(description="when the last change was taken in")
+    disk_bytes: int
+    error: str | None = None
+    description: str = Field(description='e.g. "2,324 notes indexed"')
+
+    @classmethod
+    def of(cls, status: IndexStatus) -> SearchIndexView:
+        fields = status.as_dict()
+        stamp = fields.pop("last_update")
+        return cls(
+            **fields,
+            last_update=datetime.fromtimestamp(stamp, UTC) if stamp is not None else None,
+            description=status.describe(),
+        )
 
 
 EVENT_DESCRIPTION: Final = (

@@ -1,7 +1,7 @@
 // Conversations in the log: sections, the history and its older pages, syncing the newest.
 import { api } from "./api.js";
 import { $, cssEscape, el, findUser, log, notice, scrollToBottom, timeElement } from "./dom.js";
-import { messageNode } from "./messages.js";
+import { messageNode, updateTotal } from "./messages.js";
 import { HISTORY_PAGE, state } from "./state.js";
 import { applyAllStates, refreshBadges } from "./states.js";
 
@@ -16,6 +16,7 @@ function conversationSection(conversation) {
   section.append(el("header", { class: "boundary" }, heading, when), el("div", { class: "messages" }));
   section.setAttribute("aria-label", title);
   for (const message of conversation.messages || []) section.lastChild.append(messageNode(message, conversation));
+  updateTotal(section);
   return section;
 }
 

@@ -121,8 +121,60 @@ export function assistantMessage(message) {
   if (state.undoAvailable && message.reply_to_message_id && changedFiles(message.tools_used)) {
     buttons.push(undoButton(message.reply_to_message_id));
   }
+  node.usage = message.usage || null;
+  if (node.usage) meta.append(el("span", { class: "usage", text: usageText(node.usage), title: usageTitle(node.usage) }));
   node.append(meta, body, tools, actionBar(...buttons));
   return node;
+}
+
+// ------------------------------------------------------------------ cost, discreetly
+
+const count = (n) => (n >= 10000 ? `${Math.round(n / 1000)}k` : n.toLocaleString());
+
+function money(usd) {
+  if (usd === null || usd === undefined) return "";
+  return usd < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
+}
+
+// "1,234 in · 56 out · 2k cached · $0.0031": input counts every token the model read.
+export function usageText(usage) {
+  const read = usage.input_tokens + usage.cache_write_tokens + usage.cache_read_tokens;
+  const parts = [`${count(read)} in`, `${count(usage.output_tokens)} out`];
+  if (usage.cache_read_tokens) parts.push(`${count(usage.cache_read_tokens)} cached`);
+  const cost = money(usage.cost_usd);
+  if (cost) parts.push(cost);
+  return parts.join(" · ");
+}
+
+function usageTitle(usage) {
+  return [
+    usage.model ? `Model: ${usage.model}` : "",
+    `Input: ${usage.input_tokens.toLocaleString()} uncached, ${usage.cache_write_tokens.toLocaleString()} written to the cache, ${usage.cache_read_tokens.toLocaleString()} read from it`,
+    `Output: ${usage.output_tokens.toLocaleString()}`,
+    usage.cost_usd === null || usage.cost_usd === undefined ? "" : "Cost: an estimate from list prices",
+  ].filter(Boolean).join("\n");
+}
+
+// A conversation's total, in its header: the sum over the answers shown in it.
+export function updateTotal(section) {
+  if (!section) return;
+  const usages = [...section.querySelectorAll(".msg.assistant")].map((n) => n.usage).filter(Boolean);
+  let total = section.querySelector(".boundary .usage-total");
+  if (!usages.length) {
+    if (total) total.remove();
+    return;
+  }
+  const sum = { input_tokens: 0, output_tokens: 0, cache_write_tokens: 0, cache_read_tokens: 0, cost_usd: 0 };
+  for (const u of usages) {
+    for (const key of ["input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens"]) sum[key] += u[key] || 0;
+    sum.cost_usd = u.cost_usd === null || u.cost_usd === undefined || sum.cost_usd === null ? null : sum.cost_usd + u.cost_usd;
+  }
+  if (!total) {
+    total = el("span", { class: "usage usage-total" });
+    section.querySelector(".boundary").append(total);
+  }
+  total.textContent = `${usages.length} answer${usages.length === 1 ? "" : "s"}: ${usageText(sum)}`;
+  total.title = usageTitle(sum);
 }
 
 function changedFiles(tools) {

@@ -5,7 +5,7 @@ import { activeMessages, syncActive } from "./conversations.js";
 import { el, findAnswer, findUser, scrollToBottom, timeElement } from "./dom.js";
 import { showBanner } from "./header.js";
 import { refreshInboxSoon } from "./inbox.js";
-import { actionBar, assistantMessage, copyButton, refusalMessage, setTools, systemMessage, userMessage } from "./messages.js";
+import { actionBar, assistantMessage, copyButton, refusalMessage, setTools, systemMessage, updateTotal, userMessage } from "./messages.js";
 import { WAITING_STATES, state } from "./state.js";
 import { findRefusal, finish, refreshBadges, refreshWorking, setMessageState } from "./states.js";
 
@@ -89,6 +89,7 @@ export function onResponse(event) {
     content: event.text,
     reply_to_message_id: event.message_id,
     tools_used: event.tools_used || [],
+    usage: event.usage || null,
     created_at: new Date().toISOString(),
   });
   node.querySelector(".tools").open = open;
@@ -100,6 +101,7 @@ export function onResponse(event) {
   }
   setMessageState(event.message_id, null);
   finish(event.message_id);
+  updateTotal(node.closest("section.conversation"));
   scrollToBottom();
   syncActive(event.message_id);
   refreshInboxSoon();
