@@ -28,13 +28,6 @@ def undo(vault: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    folder = tmp_path / "vault"
-    folder.mkdir()
-    return folder
-
-
 def test_undo_with_git_versioning_off_is_a_configuration_problem(
     vault: Path, tmp_path: Path
 ) -> None:

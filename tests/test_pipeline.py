@@ -25,13 +25,6 @@ async def hole() -> AsyncIterator[SmartHoleStandIn]:
         yield server
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    folder = tmp_path / "vault"
-    folder.mkdir()
-    return folder
-
-
 def user_texts(api: AnthropicStandIn) -> list[str]:
     texts = []
     for request in api.requests:

@@ -6,10 +6,7 @@ the history stores, the message's state, and how many requests reached the API.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from smarthole_notes.conversations.store import StoredMessage
 from tests.pipeline_harness import CLIENT_NAME, Service
@@ -27,19 +24,7 @@ from tests.standins.anthropic_api import (
     tool_reply,
 )
 from tests.standins.smarthole_server import RecordedResponse, SmartHoleStandIn
-
-
-@pytest.fixture
-async def hole() -> AsyncIterator[SmartHoleStandIn]:
-    async with SmartHoleStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    folder = tmp_path / "vault"
-    folder.mkdir()
-    return folder
+from tests.test_pipeline import hole as hole  # the fixture, for this module too
 
 
 async def run(

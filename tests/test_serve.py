@@ -118,13 +118,6 @@ def hole() -> Iterator[ThreadedSmartHole]:
         yield server
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    folder = tmp_path / "vault"
-    folder.mkdir()
-    return folder
-
-
 def route(hole: ThreadedSmartHole, text: str, message_id: str) -> None:
     wait_until(lambda: CLIENT in hole.client_names)
     hole.run(hole.hole.route(CLIENT, text, message_id=message_id))

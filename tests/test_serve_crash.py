@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -23,14 +23,9 @@ from smarthole_notes.vault.files import temp_name_for
 from tests.standins.anthropic_api import AnthropicStandIn, text_reply, tool_reply
 from tests.standins.smarthole_server import RecordedResponse, ThreadedSmartHole
 from tests.test_serve import ServeProcess, responses, route, wait_until
+from tests.test_serve import hole as hole  # the fixture, for this module too
 
 ROUNDS = 3
-
-
-@pytest.fixture
-def hole() -> Iterator[ThreadedSmartHole]:
-    with ThreadedSmartHole() as server:
-        yield server
 
 
 @pytest.fixture

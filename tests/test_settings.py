@@ -87,13 +87,6 @@ FULL_VALUES: dict[str, object] = {
 }
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    folder = tmp_path / "vault"
-    folder.mkdir()
-    return folder
-
-
 def write_settings(vault: Path, text: str) -> Path:
     path = settings_path(vault)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,13 +25,6 @@ from tests.web_harness import CLIENT_NAME, WebService, isolated_credentials, nex
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    folder = tmp_path / "vault"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 async def service(
     anthropic_api: AnthropicStandIn, vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[WebService]:

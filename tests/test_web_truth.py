@@ -44,13 +44,6 @@ ZONE = "America/New_York"
 PAGE_OPTIONS: dict[str, Any] = {"timezone_id": ZONE, "locale": "en-GB"}
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    folder = tmp_path / "vault"
-    folder.mkdir()
-    return folder
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def keyless(
     anthropic_api: AnthropicStandIn, vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
