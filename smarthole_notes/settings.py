@@ -39,6 +39,7 @@ from pydantic_core import PydanticCustomError
 from tomlkit.items import AoT, Table
 
 from smarthole_notes.durable import write_file_atomically
+from smarthole_notes.jstext import js_trim, utf16_length
 
 DEFAULT_ROUTING_DESCRIPTION: Final = (
     "Personal notes assistant for an Obsidian vault. Send me anything to remember, write down, "
@@ -408,10 +409,26 @@ def _check_text(key: str, value: object) -> str:
     return text
 
 
+def _check_routing_description(key: str, value: object) -> str:
+    """SmartHole's own rules (it is JavaScript): not blank after `trim()`, which also strips
+    U+FEFF and U+00A0, and at most so many UTF-16 units."""
+    text = _check_text(key, value)
+    if not js_trim(text):
+        raise _Invalid("must not be blank (it has only spaces or invisible characters)")
+    high = setting_limits(key)["max_length"]
+    if (units := utf16_length(text)) > high:
+        raise _Invalid(
+            f"must be at most {high} characters as SmartHole counts them (UTF-16 units; "
+            f"it has {units})"
+        )
+    return text
+
+
 _STRING_CHECKS: Final[dict[str, Callable[[str, object], str]]] = {
     "model": _check_model,
     "smarthole_url": _check_url,
     "client_name": _check_client_name,
+    "routing_description": _check_routing_description,
 }
 """Strings with a format of their own; every other string setting is free text."""
 

@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "smarthole_notes"
 LAYERS: dict[str, int] = {
     "clock": 0,
     "durable": 0,
+    "jstext": 0,
     "logs": 0,
     "bus": 0,
     "credentials": 0,
