@@ -478,3 +478,28 @@ async def test_stop_while_a_message_is_being_set_up_cancels_it_without_a_request
     await service.stop()
     assert service.pipeline.outcomes[-1].status == "cancelled"
     assert [r for r in anthropic_api.requests if r.body.get("stream")] == []
+
+
+async def test_the_user_s_edit_between_two_messages_is_never_overwritten_blindly(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    # One vault-access layer serves every message, so what the agent read in one message
+    # still guards the note in the next.
+    (vault / "Plan.md").write_text("- draft\n")
+    anthropic_api.script(
+        tool_reply("read_file", {"path": "Plan.md"}),
+        text_reply("It says: draft."),
+        tool_reply("write_file", {"path": "Plan.md", "content": "- final\n"}),
+        text_reply("I could not overwrite it."),
+    )
+    service = Service(vault, anthropic_api)
+    await service.start()
+    await service.chat("what is in my plan?", "chat-p1")
+    await service.idle()
+    (vault / "Plan.md").write_text("- draft\n- the user's own line\n")  # typed in Obsidian
+    await service.chat("replace the plan with final", "chat-p2")
+    await service.idle()
+    await service.stop()
+    assert (vault / "Plan.md").read_text() == "- draft\n- the user's own line\n"
+    write = [e for e in service.of_type("tool_finished") if e["tool"] == "write_file"]
+    assert write[0]["is_error"] and "changed on disk since you last read it" in write[0]["summary"]
