@@ -107,7 +107,7 @@ def _setting(
 
 @pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(title="Settings"))
 class Settings:
-    """Every setting of settings.md: default, bounds, title and help, declared once.
+    """Every setting: default, bounds, title and help, declared once.
 
     Validation, the TOML reading, the API's schema (OpenAPI), the chat page's form and the
     README's table all come from these declarations. Constructing one validates it.
@@ -196,7 +196,7 @@ class Settings:
             raise invalid_setting_error(info.field_name, value, str(exc)) from None
 
     def as_dict(self) -> dict[str, Any]:
-        """All settings as a plain, JSON-ready dict, in the order of settings.md."""
+        """All settings as a plain, JSON-ready dict, in declaration order (the README table's)."""
         return {
             f.name: list(value) if isinstance(value := getattr(self, f.name), tuple) else value
             for f in fields(self)
@@ -209,7 +209,7 @@ _DEFAULTS: Final[Settings] = Settings()
 
 
 def setting_fields() -> dict[str, FieldInfo]:
-    """Each setting's declaration (type, default, bounds, title, help), in settings.md order."""
+    """Each setting's declaration (type, default, bounds, title, help), in declaration order."""
     declared: dict[str, FieldInfo] = getattr(Settings, "__pydantic_fields__")  # noqa: B009
     return {key: declared[key] for key in SETTING_KEYS}
 

@@ -1,6 +1,6 @@
 """Conversations as text for the model: the pieces the context and the tool texts share.
 
-Times are the user's local time (tools.md: dates in outputs use the local time zone).
+Times are the user's local time (dates the model reads are in the user's zone).
 A transcript line is `[2:30 PM] User (voice): text`; the date is added (`[Fri, Feb 6
 12:05 AM]`) only when it differs from the line before, continuation lines of a message
 are indented by two spaces, and an answer that used tools is followed by

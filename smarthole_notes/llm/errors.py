@@ -1,4 +1,4 @@
-"""The provider-neutral error table of llm.md: one code per kind of failure, each retryable or not.
+"""The provider-neutral error table: one code per kind of failure, each retryable or not.
 
 Besides the transport failures, three model outcomes end a request as a failure because
 the user must never take them for an answer: a refusal (`refused`), a tool call cut by

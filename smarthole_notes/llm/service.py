@@ -3,7 +3,7 @@
 One instance per conversation turn-taker. `process` runs one user message to its
 answer; `abort` stops it from anywhere, at any time.
 
-Every stop reason ends truthfully (llm.md's table): `tool_use` and `pause_turn` go on
+Every stop reason ends truthfully (as the API documents each stop reason): `tool_use` and `pause_turn` go on
 looping; `end_turn`, `stop_sequence`, unknown reasons and a plain `max_tokens` (with a
 note) are answers; `refusal`, a tool call cut by `max_tokens` and
 `model_context_window_exceeded` raise an `LLMError` and are never an answer. A tool call

@@ -1,4 +1,4 @@
-"""The SmartHole client: registration, routed messages, responses (see protocol.md)."""
+"""The SmartHole client: registration, routed messages, responses."""
 
 from smarthole_notes.smarthole.client import (
     DEFAULT_BACKOFF,

@@ -72,7 +72,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class ConnectionStatus(StrEnum):
-    """The connection as the chat page shows it (protocol.md's four words)."""
+    """The connection as the chat page shows it (four words: connecting, connected, disconnected, disabled)."""
 
     CONNECTING = "connecting"
     CONNECTED = "connected"  # registered, not merely connected

@@ -1,6 +1,6 @@
 """SmartHole notifications that reach the user: titles that name their request, and pacing.
 
-SmartHole's notification queue (protocol.md) coalesces notifications whose titles match within
+SmartHole's notification queue coalesces notifications whose titles match within
 5 seconds (the later one is lost, or replaces the queued one's body), shows at most 10 a minute
 and at least 1 second apart, and drops `low` then `normal` ones when more than 20 wait. So:
 

@@ -1,4 +1,4 @@
-"""The SmartHole wire format (protocol.md): parse what SmartHole sends, build what we send.
+"""The SmartHole wire format: parse what SmartHole sends, build what we send.
 
 Everything here is pure (no sockets, no logging) so the rules can be tested on their own and
 the connection code stays about connecting. Incoming frames are checked strictly: a frame that
@@ -232,7 +232,7 @@ def _valid_unicode(value: object) -> bool:
 def _parse_message(payload: dict[str, Any]) -> RoutedMessage | UnacceptableMessage:
     """A message with a readable id is never dropped: whatever else is wrong with it is a
     reason to reject it at once, so SmartHole can re-route it or tell the user now instead of
-    after its 30-second deadline (protocol.md)."""
+    after its 30-second deadline."""
     message_id = payload.get("id")
     if not isinstance(message_id, str) or not message_id:
         raise MalformedFrame("message without a non-empty string 'id'")
@@ -297,7 +297,7 @@ def _parse_registration_response(payload: dict[str, Any]) -> RegistrationRespons
 
 
 def name_problem(name: str) -> str | None:
-    """Why SmartHole would refuse `name` (protocol.md's rules), or None if it is fine."""
+    """Why SmartHole would refuse `name` (SmartHole's rules), or None if it is fine."""
     if not isinstance(name, str) or not name:
         return "the client name is empty"
     if len(name) > MAX_NAME_LENGTH:

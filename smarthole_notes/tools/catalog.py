@@ -1,6 +1,6 @@
 """Every tool's declaration: name, description, input model and what a call does.
 
-This is the one place the contract with the model (tools.md) is written down. The tool
+This is the one place the contract with the model is written down. The tool
 families (`vault`, `git`, `conversation`) bind these declarations to what they act on;
 everything else that needs to know about tools (the MCP server's hints, which results
 changed notes) reads them from here. It imports nothing but pydantic and `base`, so any

@@ -252,7 +252,7 @@ def _threaded(
 
 
 def git_tools(git: GitVault, *, zone: ZoneFunction = local_zone) -> list[Tool]:
-    """The three git history tools of tools.md, reading `git`'s repository."""
+    """The three git history tools, reading `git`'s repository."""
     return [
         catalog.SEARCH_GIT_HISTORY.bind(_threaded(search_git_history, git, zone)),
         catalog.VIEW_FILE_HISTORY.bind(_threaded(view_file_history, git, zone)),

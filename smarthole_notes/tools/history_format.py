@@ -1,6 +1,6 @@
 """The `get_conversation` tool's texts: recent conversations, one conversation, search hits.
 
-Times are in the user's local zone (tools.md); by default the machine's (`local_zone`).
+Times are in the user's local zone; by default the machine's (`local_zone`).
 The tool itself (in `smarthole_notes.tools`) can call `get_conversation_text`, which does the
 lookups and refuses the active conversation and unknown ids with an `Error:` result.
 """

@@ -1,4 +1,4 @@
-"""The chat page and its HTTP/WebSocket API (see shared spec chat.md).
+"""The chat page and its HTTP/WebSocket API (the README's "The chat page").
 
 `serve` builds a `WebContext` and runs `create_app(ctx)` under uvicorn; `generate_token`
 makes the access token printed in the start-up URL.
