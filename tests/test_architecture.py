@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "clock": 0,
     "durable": 0,
     "jstext": 0,
+    "text": 0,
     "logs": 0,
     "bus": 0,
     "credentials": 0,

@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Protocol, TypeAlias, cast, get_args
 
 from smarthole_notes.llm.state import ConversationState
+from smarthole_notes.text import shorten
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +165,8 @@ def summarise_tool_input(
     parts: list[str] = []
     for key, value in tool_input.items():
         rendered = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        parts.append(f"{key}={_cut(rendered, 60)}")
-    return _cut(", ".join(parts), limit)
+        parts.append(f"{key}={shorten(rendered, 60)}")
+    return shorten(", ".join(parts), limit)
 
 
 def _tool_use_tuple(tools: Iterable[ToolUse | Mapping[str, Any]]) -> tuple[ToolUse, ...]:
@@ -178,10 +179,6 @@ def tool_uses_from_calls(calls: Iterable[ToolCallLike]) -> tuple[ToolUse, ...]:
         ToolUse(call.name, summarise_tool_input(call.input), call.is_error, call.summary)
         for call in calls
     )
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from smarthole_notes.conversations.formatting import indent_continuation, speake
 from smarthole_notes.conversations.store import Conversation, ConversationStore, StoredMessage
 from smarthole_notes.llm.provider import Provider
 from smarthole_notes.llm.types import LLMRequest, Message
+from smarthole_notes.text import shorten
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +102,7 @@ def parse_summary(reply: str) -> tuple[str, str]:
     summary = " ".join(summary.split())
     if not title or not summary:
         raise SummaryError("the summary reply has an empty title or summary")
-    return _cut(title, TITLE_MAX_CHARS), _cut(summary, SUMMARY_MAX_CHARS)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return shorten(title, TITLE_MAX_CHARS), shorten(summary, SUMMARY_MAX_CHARS)
 
 
 async def summarise(provider: Provider, messages: list[StoredMessage]) -> tuple[str, str]:

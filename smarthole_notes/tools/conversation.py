@@ -22,6 +22,7 @@ from smarthole_notes.smarthole.notifications import (
     notification_title,
 )
 from smarthole_notes.smarthole.protocol import Priority
+from smarthole_notes.text import shorten
 from smarthole_notes.tools import catalog
 from smarthole_notes.tools.base import Tool, ToolError
 from smarthole_notes.tools.catalog import (
@@ -64,7 +65,8 @@ class TurnContext:
 
 
 def trim(text: str, limit: int = NOTIFICATION_BODY_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """A notification body SmartHole shows whole."""
+    return shorten(text, limit)
 
 
 def _smarthole_fate(result: NotificationResult | None) -> str:
