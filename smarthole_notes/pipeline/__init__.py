@@ -10,15 +10,17 @@ restart that finds a message both answered and still in the inbox delivers the r
 answer instead of running the request again. A crash before the commit point leaves the
 message in the inbox; the next start runs it again, telling the agent it is a retry.
 
-The parts, one job each: `core` (queue, worker, states), `turn` (one message's agent run
+The parts, one job each: `core` (queue, worker), `states` (what the user sees of each
+waiting message), `outcomes` (how a message ends), `turn` (one message's agent run
 and its records), `delivery` (answers and failures to the chat page and SmartHole),
 `retries` (what a failure leads to), `commits` (git versioning of each request),
 `lifecycle` (summaries, retrospection, retention, stale questions), `access` (the API key
 and the shared client), `jobs` (background work), `texts` (every sentence the user reads).
 """
 
-from smarthole_notes.pipeline.core import Outcome, Pipeline, utc_now
+from smarthole_notes.pipeline.core import Pipeline, utc_now
 from smarthole_notes.pipeline.delivery import Messenger
+from smarthole_notes.pipeline.outcomes import Outcome
 from smarthole_notes.pipeline.texts import KEY_REJECTED_NOTICE, NO_KEY_NOTICE, RETRY_NOTE
 
 __all__ = [

@@ -7,12 +7,15 @@ until it changes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from smarthole_notes.agent import client_for
 from smarthole_notes.credentials import ApiKey, resolve_api_key
+
+KEY_POLL_SECONDS = 10.0
 
 if TYPE_CHECKING:
     import anthropic
@@ -58,6 +61,14 @@ class ApiAccess:
         """A key is set, and it is not the one Anthropic last rejected."""
         key = self.key()
         return key is not None and key_fingerprint(key) != self._rejected
+
+    async def watch(self, waiting: Callable[[], bool], key_set: Callable[[], None]) -> None:
+        """For the life of the service: a key set outside the chat page (environment,
+        credentials file) is noticed too; a rejected key is not tried again until it changes."""
+        while True:
+            await asyncio.sleep(KEY_POLL_SECONDS)
+            if waiting() and self.usable_key_set():
+                key_set()
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -9,11 +9,15 @@ limit), or a spent schedule, waits for the user ("process again").
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from smarthole_notes.inbox import InboxMessage, StoredState
 from smarthole_notes.llm.errors import ErrorCode, LLMError
+from smarthole_notes.pipeline.states import MessageStates
 from smarthole_notes.pipeline.texts import (
     needs_user_text,
     refused_text,
@@ -51,3 +55,24 @@ def decide(
         return Decision("failed", retries_spent_text(error, len(steps)))
     due = now + timedelta(seconds=steps[message.retries] * unit_seconds)
     return Decision("retry_scheduled", retry_text(error, due), due, message.retries + 1)
+
+
+async def run_retries(
+    states: MessageStates,
+    clock: Callable[[], datetime],
+    wake: asyncio.Event,
+    due: Callable[[str], Awaitable[None]],
+) -> None:
+    """For the life of the service: call `due` for each scheduled retry when its time comes
+    (`wake` is set when a new one is scheduled)."""
+    while True:
+        now = clock()
+        scheduled = states.retries()
+        for when, message_id in scheduled:
+            if when <= now:
+                await due(message_id)
+        later = [when for when, _ in scheduled if when > now]
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            timeout = (min(later) - now).total_seconds() if later else None
+            await asyncio.wait_for(wake.wait(), timeout)
