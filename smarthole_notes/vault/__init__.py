@@ -9,26 +9,27 @@ link), search (`search`, `cache`: regex search; `index`, `frontmatter`: the rank
 index, tags and properties), Obsidian's own settings (`obsidian`, `conventions`).
 """
 
-from smarthole_notes.vault.vault import (
-    ActiveOutcome,
+from smarthole_notes.vault.errors import (
     AmbiguousPathError,
     ConflictError,
+    NotFoundError,
+    RefusedPathError,
+    VaultError,
+)
+from smarthole_notes.vault.index import IndexStatus, NoteLinks
+from smarthole_notes.vault.paths import VaultPath
+from smarthole_notes.vault.vault import (
+    ActiveOutcome,
     DeleteOutcome,
     EditOutcome,
     FolderOutcome,
-    IndexStatus,
     InfoOutcome,
     ListOutcome,
     MoveOutcome,
-    NoteLinks,
-    NotFoundError,
     PropertiesOutcome,
     ReadOutcome,
-    RefusedPathError,
     SearchNotesOutcome,
     Vault,
-    VaultError,
-    VaultPath,
     WriteOutcome,
 )
 

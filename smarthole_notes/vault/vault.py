@@ -39,29 +39,6 @@ from smarthole_notes.vault.paths import Access, PathResolver, VaultPath, Want, p
 from smarthole_notes.vault.resolver import lookup_name
 from smarthole_notes.vault.search import Searcher, SearchResult
 
-__all__ = [
-    "ActiveOutcome",
-    "AmbiguousPathError",
-    "ConflictError",
-    "DeleteOutcome",
-    "EditOutcome",
-    "FolderOutcome",
-    "IndexStatus",
-    "InfoOutcome",
-    "ListOutcome",
-    "MoveOutcome",
-    "NotFoundError",
-    "NoteLinks",
-    "PropertiesOutcome",
-    "ReadOutcome",
-    "RefusedPathError",
-    "SearchNotesOutcome",
-    "Vault",
-    "VaultError",
-    "VaultPath",
-    "WriteOutcome",
-]
-
 READ_MAX_LINES = 2000
 READ_MAX_BYTES = 100 * 1024
 READ_MAX_LINE_CHARS = 20_000

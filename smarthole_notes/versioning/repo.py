@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -697,26 +697,15 @@ class GitVault:
         committed meanwhile, or an earlier commit was skipped), the working tree is staged
         afresh and committed whole, so no one's change is ever reverted by this commit.
         """
+
+        def tree_for(head_tree: str | None) -> str:
+            if head_tree == staged.base_tree:
+                return staged.tree
+            log.info("HEAD moved since this commit was staged; committing the current state")
+            return self._stage_everything()
+
         with self._my_turn(staged.ticket), self._lock:
-            for attempt in range(HEAD_MOVED_RETRIES + 1):
-                self.check_not_busy()
-                head, head_tree = self.head_and_tree()
-                tree = staged.tree
-                if head_tree != staged.base_tree:
-                    log.info(
-                        "HEAD moved since this commit was staged; committing the current state"
-                    )
-                    self._add_all()
-                    tree = self.text("write-tree")
-                if tree == head_tree:
-                    return None
-                try:
-                    return self._commit_tree(tree, head, message, date)
-                except HeadMovedError:
-                    if attempt == HEAD_MOVED_RETRIES:
-                        raise
-                    log.info("Another program committed at the same moment; committing again")
-            return None
+            return self._commit_on_head(tree_for, message, date)
 
     def give_up(self, staged: StagedTree) -> None:
         """Release a staged tree's turn without committing it (its changes stay staged)."""
@@ -748,20 +737,30 @@ class GitVault:
     def commit_all(self, message: str, *, date: datetime | None = None) -> str | None:
         """Stage and commit everything now; the new commit's hash, None when nothing changed."""
         with self._lock:
-            for attempt in range(HEAD_MOVED_RETRIES + 1):
-                self.check_not_busy()
-                head, head_tree = self.head_and_tree()
-                self._add_all()
-                tree = self.text("write-tree")
-                if tree == head_tree:
-                    return None
-                try:
-                    return self._commit_tree(tree, head, message, date)
-                except HeadMovedError:
-                    if attempt == HEAD_MOVED_RETRIES:
-                        raise
-                    log.info("Another program committed at the same moment; committing again")
-            return None
+            return self._commit_on_head(lambda _head_tree: self._stage_everything(), message, date)
+
+    def _stage_everything(self) -> str:
+        self._add_all()
+        return self.text("write-tree")
+
+    def _commit_on_head(
+        self, tree_for: Callable[[str | None], str], message: str, date: datetime | None
+    ) -> str | None:
+        """Commit `tree_for(HEAD's tree)` on HEAD (None when it changes nothing); when another
+        program (a `mcp` beside `serve`) commits at the same moment, again on its commit."""
+        for attempt in range(HEAD_MOVED_RETRIES + 1):
+            self.check_not_busy()
+            head, head_tree = self.head_and_tree()
+            tree = tree_for(head_tree)
+            if tree == head_tree:
+                return None
+            try:
+                return self._commit_tree(tree, head, message, date)
+            except HeadMovedError:
+                if attempt == HEAD_MOVED_RETRIES:
+                    raise
+                log.info("Another program committed at the same moment; committing again")
+        return None
 
     def pending_commits(self) -> int:
         """Staged trees still waiting for their commit."""
