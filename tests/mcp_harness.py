@@ -124,3 +124,41 @@ async def wait_for_commit(vault: Path, needle: str, timeout: float = 20.0) -> st
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"no commit with {needle!r} in:\n{log}")
         await asyncio.sleep(0.1)
+
+
+def hints(
+    read_only: bool, destructive: bool, idempotent: bool, open_world: bool = False
+) -> types.ToolAnnotations:
+    if read_only:
+        return types.ToolAnnotations(read_only_hint=True, open_world_hint=open_world)
+    return types.ToolAnnotations(
+        read_only_hint=False,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=open_world,
+    )
+
+
+# What each tool truthfully is, written here independently of the tool catalog.
+EXPECTED_ANNOTATIONS: dict[str, types.ToolAnnotations] = {
+    # Reading: nothing in the vault changes.
+    "read_file": hints(True, False, True),
+    "search_files": hints(True, False, True),
+    "list_files": hints(True, False, True),
+    "get_file_info": hints(True, False, True),
+    "get_active_note": hints(True, False, True),
+    "search_notes": hints(True, False, True),
+    "get_links": hints(True, False, True),
+    "search_git_history": hints(True, False, True),
+    "view_file_history": hints(True, False, True),
+    "view_commit": hints(True, False, True),
+    # Writing. Destructive: may replace or remove what is there. Idempotent: the same call
+    # again changes nothing more (a second delete or move finds nothing left to do).
+    "write_file": hints(False, True, True),  # overwrites
+    "edit_file": hints(False, True, False),  # an insert repeated inserts twice
+    "create_folder": hints(False, False, True),  # only adds; an existing folder is reported
+    "delete_file": hints(False, True, True),  # out of the vault (kept in .trash/)
+    "move_file": hints(False, True, True),  # renames and rewrites links in other notes
+    "set_properties": hints(False, True, True),  # null removes a key
+    "undo": hints(False, True, False),  # each call reverts one more change
+}

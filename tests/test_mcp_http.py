@@ -14,8 +14,14 @@ import httpx2
 import pytest
 import websockets
 
-from smarthole_notes.mcp.server import ANNOTATIONS
-from tests.mcp_harness import git, http_mcp, stdio_mcp, turn_git_on, wait_for_commit
+from tests.mcp_harness import (
+    EXPECTED_ANNOTATIONS,
+    git,
+    http_mcp,
+    stdio_mcp,
+    turn_git_on,
+    wait_for_commit,
+)
 from tests.standins.anthropic_api import AnthropicStandIn
 from tests.test_serve import ServeProcess
 from tests.test_vault_hostile import ESCAPES, SECRET, calls
@@ -102,7 +108,7 @@ async def test_tools_over_http_with_schemas_annotations_and_every_operation(
         assert "write_file" in tools and "send_message" not in tools
         assert "undo" not in tools  # git is off
         for name, tool in tools.items():
-            assert tool.annotations == ANNOTATIONS[name], name
+            assert tool.annotations == EXPECTED_ANNOTATIONS[name], name
             assert tool.input_schema["type"] == "object"
         await client.ok("write_file", path="Projects/Plan.md", content="one\n")
         assert "1: one" in await client.ok("read_file", path="PROJECTS/plan.md")

@@ -13,9 +13,9 @@ from typing import Any, TextIO
 
 import pytest
 
-from smarthole_notes.mcp.server import ANNOTATIONS
 from tests.mcp_harness import (
     CLIENT_NAME,
+    EXPECTED_ANNOTATIONS,
     REPO,
     child_env,
     git,
@@ -79,7 +79,7 @@ async def test_lists_the_vault_tools_with_their_schemas_and_annotations(
     assert edit.input_schema["type"] == "object"
     assert "path" in edit.input_schema["required"]
     for name, tool in tools.items():
-        assert tool.annotations == ANNOTATIONS[name], name
+        assert tool.annotations == EXPECTED_ANNOTATIONS[name], name
     read_only = {n for n, t in tools.items() if t.annotations and t.annotations.read_only_hint}
     assert read_only == {
         "read_file",

@@ -22,13 +22,12 @@ from smarthole_notes.mcp.names import MCP_SOURCE
 
 if TYPE_CHECKING:
     from smarthole_notes.mcp.server import (
-        ANNOTATIONS,
         McpVaultService,
         annotations_for,
         build_server,
     )
 
-__all__ = ["ANNOTATIONS", "MCP_SOURCE", "McpVaultService", "annotations_for", "build_server"]
+__all__ = ["MCP_SOURCE", "McpVaultService", "annotations_for", "build_server"]
 
 
 def __getattr__(name: str) -> Any:

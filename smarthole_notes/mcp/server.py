@@ -75,44 +75,11 @@ def _hints(
     )
 
 
-ANNOTATIONS: Final[dict[str, types.ToolAnnotations]] = {
-    # Reading: nothing in the vault changes.
-    "read_file": _hints(True, False, True),
-    "search_files": _hints(True, False, True),
-    "list_files": _hints(True, False, True),
-    "get_file_info": _hints(True, False, True),
-    "get_active_note": _hints(True, False, True),
-    "search_notes": _hints(True, False, True),
-    "get_links": _hints(True, False, True),
-    "search_git_history": _hints(True, False, True),
-    "view_file_history": _hints(True, False, True),
-    "view_commit": _hints(True, False, True),
-    # Writing. Destructive: may replace or remove what is there. Idempotent: the same call
-    # again changes nothing more (a second delete or move finds nothing left to do).
-    "write_file": _hints(False, True, True),  # overwrites
-    "edit_file": _hints(False, True, False),  # an insert repeated inserts twice
-    "create_folder": _hints(False, False, True),  # only adds; an existing folder is reported
-    "delete_file": _hints(False, True, True),  # out of the vault (kept in .trash/)
-    "move_file": _hints(False, True, True),  # renames and rewrites links in other notes
-    "set_properties": _hints(False, True, True),  # null removes a key
-    "undo": _hints(False, True, False),  # each call reverts one more change
-}
-
-UNKNOWN_TOOL_ANNOTATIONS: Final = _hints(False, True, False)
-"""A tool added later and not yet described here is assumed to write, destructively."""
-
-
-def annotations_for(name: str, tool: Tool | None = None) -> types.ToolAnnotations:
-    """The tool's own annotations when its definition carries them, else this table's."""
-    own = getattr(tool, "annotations", None) if name != "undo" else None
-    if own is not None and hasattr(own, "read_only"):
-        return _hints(
-            bool(own.read_only),
-            bool(own.destructive),
-            bool(own.idempotent),
-            bool(getattr(own, "open_world", False)),
-        )
-    return ANNOTATIONS.get(name, UNKNOWN_TOOL_ANNOTATIONS)
+def annotations_for(tool: Tool) -> types.ToolAnnotations:
+    """MCP's hints from the tool's own declaration (tools/catalog.py); a tool declared without
+    them (`undo`) is taken to write, destructively, and not to be idempotent."""
+    own = tool.annotations
+    return _hints(own.read_only, own.destructive, own.idempotent, own.open_world)
 
 
 UNDO_DESCRIPTION: Final = (
@@ -225,7 +192,7 @@ class McpVaultService:
                 name=tool.name,
                 description=tool.description,
                 input_schema=tool.input_schema,
-                annotations=annotations_for(tool.name, tool),
+                annotations=annotations_for(tool),
             )
             for tool in self.registry()
         ]
@@ -237,7 +204,7 @@ class McpVaultService:
         registry = self.registry()
         args: dict[str, Any] = dict(arguments or {})
         tool = registry.get(name)
-        if tool is None or annotations_for(name, tool).read_only_hint:
+        if tool is None or annotations_for(tool).read_only_hint:
             return await registry.run(name, args)
         record = CallRecord(f"{MESSAGE_ID_PREFIX}{uuid.uuid4().hex[:16]}", client, name, args)
         # One writing call at a time per server: each commit holds exactly its call's changes.
