@@ -314,6 +314,21 @@ def read_file(
     return _Parsed(rel, kept, digest, True, columns, tags, links)
 
 
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each worker: end when the service does. A service killed outright (SIGKILL, a
+    crash) cannot shut its pool down, and an idle worker would otherwise wait for work forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _read_in_worker(job: tuple[str, str, tuple[int, int, int]]) -> _Parsed | None:
     return read_file(*job)
 
@@ -496,7 +511,10 @@ class NoteIndex:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded service
         done = 0
         try:
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            ) as pool:  # fmt: skip
                 for start in range(0, len(jobs), BATCH):
                     if self._stop.is_set():
                         return
