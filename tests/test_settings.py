@@ -230,7 +230,7 @@ INVALID_VALUES: list[tuple[str, str, str]] = [
     # SmartHole (JavaScript) trims U+FEFF and U+00A0 and counts an emoji as 2 units.
     ("routing_description", '"\\uFEFF"', "must not be blank"),
     ("routing_description", '"\\u00A0\\u3000"', "must not be empty"),
-    ("routing_description", '"' + "\U0001F600" * 513 + '"', "UTF-16 units; it has 1026"),
+    ("routing_description", '"' + "\U0001f600" * 513 + '"', "UTF-16 units; it has 1026"),
     ("information_architecture", '"' + "x" * 20_001 + '"', "at most 20000 characters"),
     ("information_architecture", "[1, 2]", "must be text"),
     ("retrospection_prompt", '"' + "x" * 20_001 + '"', "at most 20000 characters"),
