@@ -503,3 +503,39 @@ async def test_the_user_s_edit_between_two_messages_is_never_overwritten_blindly
     assert (vault / "Plan.md").read_text() == "- draft\n- the user's own line\n"
     write = [e for e in service.of_type("tool_finished") if e["tool"] == "write_file"]
     assert write[0]["is_error"] and "changed on disk since you last read it" in write[0]["summary"]
+
+
+async def test_edits_made_outside_between_messages_are_seen_by_read_search_and_listing(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    (vault / "Kitchen.md").write_text("We chose oak cabinets.\n")
+    first = [
+        tool_reply("read_file", {"path": "Kitchen.md"}),
+        tool_reply("search_files", {"pattern": "cabinets"}),
+        tool_reply("list_files", {"pattern": "*.md"}),
+        text_reply("Oak."),
+    ]
+    anthropic_api.script(*first, *first[:3], text_reply("Walnut now."))
+    service = Service(vault, anthropic_api)
+    await service.start()
+    layer = service.pipeline.vault_access
+    await service.chat("what cabinets?", "chat-o1")
+    await service.idle()
+    # The user, in Obsidian, a moment before the next message:
+    (vault / "Kitchen.md").write_text("We chose walnut cabinets instead.\n")
+    (vault / "Bathroom.md").write_text("Tiles: slate cabinets too.\n")
+    await service.chat("and now?", "chat-o2")
+    await service.idle()
+    await service.stop()
+    assert service.pipeline.vault_access is layer  # one layer served both messages
+    results = [e["summary"] for e in service.of_type("tool_finished")]
+    streamed = [r.body for r in anthropic_api.requests if r.body.get("stream")]
+    tool_texts = [
+        str(b["content"]) for body in streamed for m in body["messages"] if m["role"] == "user"
+        for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_result"
+    ]  # fmt: skip
+    read2, search2, list2 = tool_texts[-3:]
+    assert "walnut" in read2 and "oak" not in read2
+    assert "Bathroom.md" in search2 and "walnut" in search2
+    assert "Bathroom.md" in list2
+    assert len(results) == 6
