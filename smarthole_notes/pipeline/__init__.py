@@ -13,8 +13,9 @@ message in the inbox; the next start runs it again, telling the agent it is a re
 The parts, one job each: `core` (queue, worker), `states` (what the user sees of each
 waiting message), `outcomes` (how a message ends), `turn` (one message's agent run
 and its records), `delivery` (answers and failures to the chat page and SmartHole),
-`retries` (what a failure leads to), `commits` (git versioning of each request),
-`lifecycle` (summaries, retrospection, retention, stale questions), `access` (the API key
+`retries` (what a failure leads to), `hooks` (typed events the side jobs subscribe to:
+`commits`, git versioning of each request; `lifecycle`, summaries, retrospection,
+retention, stale questions), `access` (the API key
 and the shared client), `jobs` (background work), `texts` (every sentence the user reads).
 """
 

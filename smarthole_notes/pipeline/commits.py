@@ -14,6 +14,7 @@ from typing import Any
 
 from smarthole_notes.inbox import InboxMessage
 from smarthole_notes.pipeline.access import ApiAccess
+from smarthole_notes.pipeline.hooks import Hooks, RequestFinished
 from smarthole_notes.pipeline.jobs import SideJobs
 from smarthole_notes.settings import Settings
 from smarthole_notes.versioning import (
@@ -40,6 +41,15 @@ class RequestCommits:
         self._access = access
         self._jobs = jobs
         self._git: GitVault | None = None
+
+    def subscribe(self, hooks: Hooks) -> None:
+        hooks.on(RequestFinished, self._request_finished)
+
+    async def _request_finished(self, event: RequestFinished) -> None:
+        """Answered, or failed after changing notes: those changes are this request's."""
+        run = event.run
+        if run.error is None or run.changed_notes:
+            await self.commit(event.before, run.message, run.conversation.id, run.tools_used)
 
     def git(self) -> GitVault | None:
         """The vault's repository while versioning is on, else None."""

@@ -31,6 +31,7 @@ from smarthole_notes.llm.errors import ErrorCode
 from smarthole_notes.pipeline.access import ApiAccess
 from smarthole_notes.pipeline.commits import RequestCommits
 from smarthole_notes.pipeline.delivery import Delivery, Messenger
+from smarthole_notes.pipeline.hooks import Hooks, RequestFinished
 from smarthole_notes.pipeline.jobs import SideJobs
 from smarthole_notes.pipeline.lifecycle import ConversationLifecycle
 from smarthole_notes.pipeline.outcomes import Outcome, Outcomes
@@ -88,15 +89,18 @@ class Pipeline:
         self.lifecycle = ConversationLifecycle(
             vault, store, bus, settings, self.access, self.side_jobs, clock
         )
+        self.hooks = Hooks()  # side jobs subscribe to what happens to messages
+        self.commits.subscribe(self.hooks)
+        self.lifecycle.subscribe(self.hooks)
         self.delivery = Delivery(inbox, bus, self.side_jobs)
         self.delivery.messenger = messenger
         self.turns = Turns(
-            vault_access or Vault(vault), store, bus, settings, clock, self.lifecycle,
+            vault_access or Vault(vault), store, bus, settings, clock, self.hooks,
             self.commits, self.delivery,
         )  # fmt: skip
         self.outcome = Outcomes(
             inbox=inbox, store=store, bus=bus, states=self.states, turns=self.turns,
-            delivery=self.delivery, lifecycle=self.lifecycle, settings=settings, clock=clock,
+            delivery=self.delivery, hooks=self.hooks, settings=settings, clock=clock,
             retry_unit_seconds=retry_unit_seconds, retry_scheduled=self._retry_wake.set,
         )  # fmt: skip
         self._queue: asyncio.Queue[str] = asyncio.Queue()
@@ -350,6 +354,5 @@ class Pipeline:
         outcome = await (
             self.outcome.failed(run, run.error) if run.error else self.outcome.answered(run)
         )
-        if run.error is None or run.changed_notes:  # edits made before a failure count too
-            await self.commits.commit(before, message, run.conversation.id, run.tools_used)
+        await self.hooks.emit(RequestFinished(run, before))  # versioning stages it now
         return outcome

@@ -17,6 +17,7 @@ from smarthole_notes.conversations.store import Conversation, ConversationStore
 from smarthole_notes.conversations.summary import summarise
 from smarthole_notes.llm import sdk
 from smarthole_notes.pipeline.access import ApiAccess
+from smarthole_notes.pipeline.hooks import AnswerRecorded, ConversationEnded, Hooks
 from smarthole_notes.pipeline.jobs import SideJobs
 from smarthole_notes.retrospection import retrospect_ended_conversation
 from smarthole_notes.settings import Settings
@@ -45,18 +46,23 @@ class ConversationLifecycle:
         self._jobs = jobs
         self._clock = clock
 
-    def ended(self, conversation: Conversation | None) -> None:
-        """A conversation just ended (idle, or by the agent): summarise and reflect on it."""
-        if conversation is not None:
-            self._jobs.start(self._after_ended(conversation, self._settings()))
+    def subscribe(self, hooks: Hooks) -> None:
+        self._hooks = hooks
+        hooks.on(ConversationEnded, self._ended)
+        hooks.on(AnswerRecorded, self._answer_recorded)
 
-    async def end_explicitly(self, conversation_id: str, now: datetime) -> None:
-        ended = await asyncio.to_thread(
-            self._store.end_conversation, conversation_id, "explicit", now
-        )
-        self.ended(ended)
+    async def _ended(self, event: ConversationEnded) -> None:
+        """Summarise and reflect on it, in the background."""
+        self._jobs.start(self._after_ended(event.conversation, self._settings()))
 
-    async def enforce_retention(self) -> None:
+    async def _answer_recorded(self, event: AnswerRecorded) -> None:
+        """The agent asked to end the conversation: now it ends. Old ones beyond the limit go."""
+        run = event.run
+        if run.turn.end_reason is not None:
+            ended = await asyncio.to_thread(
+                self._store.end_conversation, run.conversation.id, "explicit", self._clock()
+            )
+            await self._hooks.emit(ConversationEnded(ended))
         limit = self._settings().max_conversations_retained
         await asyncio.to_thread(self._store.enforce_retention, limit)
 

@@ -18,7 +18,7 @@ from smarthole_notes.conversations.store import ConversationStore
 from smarthole_notes.inbox import Inbox, InboxMessage
 from smarthole_notes.llm.errors import LLMError
 from smarthole_notes.pipeline.delivery import Delivery
-from smarthole_notes.pipeline.lifecycle import ConversationLifecycle
+from smarthole_notes.pipeline.hooks import AnswerRecorded, Hooks
 from smarthole_notes.pipeline.retries import decide
 from smarthole_notes.pipeline.states import MessageStates
 from smarthole_notes.pipeline.turn import TurnRun, Turns
@@ -48,7 +48,7 @@ class Outcomes:
         states: MessageStates,
         turns: Turns,
         delivery: Delivery,
-        lifecycle: ConversationLifecycle,
+        hooks: Hooks,
         settings: Callable[[], Settings],
         clock: Callable[[], datetime],
         retry_unit_seconds: float,
@@ -60,7 +60,7 @@ class Outcomes:
         self._states = states
         self._turns = turns
         self._delivery = delivery
-        self._lifecycle = lifecycle
+        self._hooks = hooks
         self._settings = settings
         self._clock = clock
         self._retry_unit = retry_unit_seconds
@@ -71,9 +71,7 @@ class Outcomes:
         self._states.show(run.message.id, None)
         assert run.result is not None
         await self._delivery.answer(run.message, stored, run.result.tools_used)
-        if run.turn.end_reason is not None:
-            await self._lifecycle.end_explicitly(run.conversation.id, self._clock())
-        await self._lifecycle.enforce_retention()
+        await self._hooks.emit(AnswerRecorded(run))
         return Outcome(run.message.id, "answered", stored.content)
 
     async def redeliver(self, message: InboxMessage) -> Outcome:

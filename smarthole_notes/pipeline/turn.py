@@ -43,7 +43,7 @@ from smarthole_notes.llm.state import ConversationState
 from smarthole_notes.llm.types import StopReason
 from smarthole_notes.pipeline.commits import RequestCommits
 from smarthole_notes.pipeline.delivery import Delivery
-from smarthole_notes.pipeline.lifecycle import ConversationLifecycle
+from smarthole_notes.pipeline.hooks import ConversationEnded, Hooks
 from smarthole_notes.pipeline.texts import LESS_CONTEXT, RETRY_NOTE, empty_answer
 from smarthole_notes.settings import Settings
 from smarthole_notes.tools.catalog import NOTE_WRITING_TOOLS
@@ -91,7 +91,7 @@ class Turns:
         bus: EventBus,
         settings: Callable[[], Settings],
         clock: Callable[[], datetime],
-        lifecycle: ConversationLifecycle,
+        hooks: Hooks,
         commits: RequestCommits,
         delivery: Delivery,
     ) -> None:
@@ -100,7 +100,7 @@ class Turns:
         self._bus = bus
         self._settings = settings
         self._clock = clock
-        self._lifecycle = lifecycle
+        self._hooks = hooks
         self._commits = commits
         self._delivery = delivery
         self.current: AgentService | None = None
@@ -124,7 +124,8 @@ class Turns:
             at = recorded.created_at
         idle = timedelta(minutes=self._settings().conversation_idle_timeout_minutes)
         active, ended = await asyncio.to_thread(self._store.begin_message, self._clock(), idle)
-        self._lifecycle.ended(ended)
+        if ended is not None:
+            await self._hooks.emit(ConversationEnded(ended))
         return await asyncio.to_thread(
             self._store.add_message,
             active.id,
