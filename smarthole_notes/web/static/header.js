@@ -12,9 +12,15 @@ function smartHoleAbsent(status, detail) {
   return status === "disconnected" && /^cannot reach SmartHole\b/.test(detail || "");
 }
 
+// Its retries ("connecting") keep the quiet "not running" rather than flashing between the two.
+let absentDetail = null;
+
 export function setSmartHole(status, detail) {
   const pill = $("#smarthole-status");
-  const absent = smartHoleAbsent(status, detail);
+  if (smartHoleAbsent(status, detail)) absentDetail = detail;
+  else if (status !== "connecting") absentDetail = null;
+  const absent = absentDetail !== null;
+  if (absent) detail = absentDetail;
   pill.dataset.status = absent ? "absent" : status;
   pill.querySelector(".status-text").textContent = absent ? "SmartHole: not running (retrying)" : `SmartHole: ${status}`;
   const hint = pill.querySelector(".status-hint");
