@@ -16,14 +16,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import jsonschema
-import jsonschema.exceptions
 from pydantic import ValidationError
 
 from smarthole_notes.llm.types import ToolSpec
 from smarthole_notes.tools.schema import ToolArgs, describe_invalid, tool_schema
+
+if TYPE_CHECKING:  # imported where a dict-schema tool needs it: not on `serve`'s start path
+    import jsonschema
 
 ToolInput = dict[str, Any]
 """The raw input of a tool call, as the model sent it (and what dict-schema tools get)."""
@@ -143,6 +144,8 @@ class ToolRegistry:
         self._tools[tool.name] = tool
         self._validators.pop(tool.name, None)
         if tool.input_model is None:
+            import jsonschema
+
             validator_cls = jsonschema.validators.validator_for(tool.input_schema)
             validator_cls.check_schema(tool.input_schema)
             self._validators[tool.name] = validator_cls(tool.input_schema)
@@ -174,6 +177,8 @@ class ToolRegistry:
                 return tool.input_model.model_validate(tool_input), None
             except ValidationError as exc:
                 return None, describe_invalid(tool.name, tool.input_model, exc)
+        import jsonschema.exceptions
+
         error = jsonschema.exceptions.best_match(
             self._validators[tool.name].iter_errors(tool_input)
         )

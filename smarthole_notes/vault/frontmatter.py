@@ -11,16 +11,17 @@ property in `.obsidian/types.json` (text, number, checkbox, date, datetime, list
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from typing import TYPE_CHECKING, Any
 
 from smarthole_notes.vault.errors import VaultError
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 _FRONT = re.compile(
     r"\A---[ \t]*\r?\n(?P<yaml>(?:.*?\r?\n)??)(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S
@@ -35,10 +36,25 @@ _DATETIME = re.compile(r"\A\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?\Z")
 _NUMBER = re.compile(r"\A[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
 _LIST_TYPES = frozenset({"multitext", "tags", "aliases"})
 
-_safe = YAML(typ="safe", pure=False)  # libyaml through ruamel.yaml.clib when installed
+
+@functools.cache
+def _safe() -> YAML:
+    """libyaml through ruamel.yaml.clib when installed; made at first use (ruamel.yaml is
+    imported only when a note's properties are read, not at start-up)."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=False)
+
+
+def _yaml_error() -> type[Exception]:
+    from ruamel.yaml.error import YAMLError
+
+    return YAMLError
 
 
 def _round_trip() -> YAML:
+    from ruamel.yaml import YAML
+
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never fold a long value onto several lines
@@ -68,8 +84,8 @@ def load(text: str) -> dict[str, Any]:
     if front is None or not front.yaml.strip():
         return {}
     try:
-        data = _safe.load(front.yaml)
-    except (YAMLError, ValueError, TypeError, RecursionError):
+        data = _safe().load(front.yaml)
+    except (_yaml_error(), ValueError, TypeError, RecursionError):
         return {}
     return {str(k): v for k, v in data.items()} if isinstance(data, dict) else {}
 
@@ -216,7 +232,7 @@ def _key_lines(yaml_text: str) -> tuple[list[str], list[tuple[str, int]]]:
     """The block's lines, and each top-level key with the line it starts on."""
     try:
         data = _round_trip().load(yaml_text) if yaml_text.strip() else None
-    except (YAMLError, ValueError, TypeError, RecursionError) as exc:
+    except (_yaml_error(), ValueError, TypeError, RecursionError) as exc:
         raise VaultError(
             f"the note's properties (front matter) are not valid YAML, so they were not "
             f"changed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "

@@ -13,16 +13,27 @@ matter is scanned for wiki links only, as Obsidian reads links in properties.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
-
-from markdown_it import MarkdownIt
 
 from smarthole_notes.vault.resolver import LinkFormat, LinkResolver, link_text, lookup_keys
 
-_PARSER = MarkdownIt("commonmark").disable(["inline", "text_join"])  # blocks only
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+
+
+@functools.cache
+def _parser() -> MarkdownIt:
+    """markdown-it, blocks only; made at first use (importing it is not free at start-up)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").disable(["inline", "text_join"])
+
+
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(?:.*?\r?\n)??(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 _WIKI = re.compile(r"(!?)\[\[([^\[\]\n\r]+?)\]\]")
@@ -54,7 +65,7 @@ def _inline_regions(text: str) -> Iterator[tuple[int, int]]:
     starts = _line_starts(text)
     starts.append(len(text))
     seen: set[tuple[int, int]] = set()
-    for token in _PARSER.parse(text):
+    for token in _parser().parse(text):
         if token.type != "inline" or token.map is None:
             continue
         first, last = token.map
