@@ -11,15 +11,13 @@ are ever touched, never the user's files.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-from smarthole_notes.vault.files import clean_stale_temp_files
-from smarthole_notes.vault.names import is_hidden
+from smarthole_notes.vault.files import clean_stale_temp_files, clean_temp_files_under
 
 log = logging.getLogger(__name__)
 
-SERVICE_FOLDERS = (".smarthole", ".smarthole/inbox", ".trash")
+SERVICE_FOLDERS = (".smarthole", ".smarthole/inbox")
 
 
 def remove_crash_leftovers(vault: Path) -> int:
@@ -27,10 +25,7 @@ def remove_crash_leftovers(vault: Path) -> int:
 
     Blocking (it walks the vault): run it in a thread.
     """
-    removed = 0
-    for folder, dirs, _files in os.walk(vault):
-        dirs[:] = [d for d in dirs if not is_hidden(d)]
-        removed += clean_stale_temp_files(Path(folder), orphans=True)
+    removed = clean_temp_files_under(vault, orphans=True)
     for name in SERVICE_FOLDERS:
         removed += clean_stale_temp_files(vault / name, orphans=True)
     if removed:

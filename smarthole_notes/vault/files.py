@@ -35,7 +35,7 @@ except ImportError:  # not POSIX: no advisory locks; the check-then-rename stays
 
 from smarthole_notes.durable import temp_name, temp_writer_pid
 from smarthole_notes.vault.errors import ConflictError, NotFoundError, VaultError
-from smarthole_notes.vault.names import TRASH_FOLDER, is_temp_name
+from smarthole_notes.vault.names import TRASH_FOLDER, is_hidden, is_temp_name
 from smarthole_notes.vault.paths import Access, PathResolver, VaultPath
 
 T = TypeVar("T")
@@ -440,6 +440,19 @@ def clean_stale_temp_files(
     return removed
 
 
+def clean_temp_files_under(
+    root: Path, max_age: float = STALE_TEMP_SECONDS, *, orphans: bool = False
+) -> int:
+    """`clean_stale_temp_files` in `root` and every folder below it that tools can write to
+    (hidden and protected ones are skipped, the trash is not)."""
+    removed = clean_stale_temp_files(root, max_age, orphans=orphans)
+    for folder, dirs, _ in os.walk(root):
+        dirs[:] = [d for d in dirs if not is_hidden(d) or d == TRASH_FOLDER]
+        for name in dirs:
+            removed += clean_stale_temp_files(Path(folder) / name, max_age, orphans=orphans)
+    return removed
+
+
 # -- creation time -----------------------------------------------------------------------
 
 
@@ -522,6 +535,7 @@ __all__ = [
     "Modified",
     "atomic_write",
     "clean_stale_temp_files",
+    "clean_temp_files_under",
     "creation_time",
     "decode_text",
     "is_binary",

@@ -760,12 +760,7 @@ class Vault:
 
     def clean_stale_temp_files(self, max_age: float = files.STALE_TEMP_SECONDS) -> int:
         """Remove temporary files left by interrupted writes anywhere in the vault."""
-        removed = files.clean_stale_temp_files(self.root, max_age)
-        for folder, dirs, _ in os.walk(self.root):
-            dirs[:] = [d for d in dirs if not is_hidden(d) or d == ".trash"]
-            for name in dirs:
-                removed += files.clean_stale_temp_files(Path(folder) / name, max_age)
-        return removed
+        return files.clean_temp_files_under(self.root, max_age)
 
 
 def _same_entry(first: Path, second: Path) -> bool:
