@@ -45,13 +45,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.llm_helpers import TEST_KEY  # noqa: E402
 from tests.standins.anthropic_api import AnthropicStandIn, text_reply  # noqa: E402
 from tests.standins.smarthole_server import SmartHoleStandIn, ThreadedSmartHole  # noqa: E402
 
 HELP_TARGET = 4.0
 SERVE_TARGET = 1.5
 IDLE_RSS_BEFORE_MB = 96.0  # measured before this work (issue 9)
-TEST_KEY = "sk-ant-bench-0000000000000000000000000000"
 # Processes run here, not in the checkout: `python -m` puts the working folder first on
 # sys.path, which would shadow `--before`'s tree.
 NEUTRAL = tempfile.gettempdir()
