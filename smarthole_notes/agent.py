@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smarthole_notes.credentials import ApiKey, resolve_api_key
+from smarthole_notes.credentials import NO_API_KEY_MESSAGE, ApiKey, resolve_api_key
 from smarthole_notes.llm.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -22,12 +22,6 @@ if TYPE_CHECKING:
     from smarthole_notes.vault import Vault
 
 log = logging.getLogger(__name__)
-
-NO_API_KEY_MESSAGE = (
-    "No Anthropic API key is set. Set one with `export ANTHROPIC_API_KEY=<your key>` "
-    "(create a key at https://console.anthropic.com/settings/keys)."
-)
-
 
 def require_api_key() -> ApiKey:
     """The configured key, or a `ConfigurationError` that says how to set one."""

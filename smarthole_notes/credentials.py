@@ -27,6 +27,10 @@ FILE_KEY: Final = "anthropic_api_key"
 APP_FOLDER: Final = "smarthole-notes"
 CREDENTIALS_FILE_NAME: Final = "credentials.toml"
 _MAX_KEY_LENGTH: Final = 1024
+NO_API_KEY_MESSAGE: Final = (
+    "No Anthropic API key is set. Set one with `export ANTHROPIC_API_KEY=<your key>` "
+    "(create a key at https://console.anthropic.com/settings/keys)."
+)
 
 KeySource: TypeAlias = Literal["environment", "file"]
 WarningHandler: TypeAlias = Callable[[str], None]

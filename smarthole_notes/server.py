@@ -5,13 +5,15 @@ SIGINT/SIGTERM stop taking messages, let the current one finish within a grace p
 cancel it (it stays in the inbox), and exit cleanly.
 
 Starts fast: the port is bound, the address printed and SmartHole messages accepted and
-acked before the chat page's app (FastAPI and the API's models) and the `anthropic` SDK
-have loaded. uvicorn serves a `DeferredApp` from the start, whose requests wait for the
-real app, built right after in the background. The SDK loads on first use, in a thread
-(`llm.sdk`): for the first message (which waits for it, acked already), or when the chat
-page is opened (it will soon want a client); until then it costs neither time nor memory.
-None of the modules imported before "ready" imports the SDK, `mcp` or FastAPI at module
-level (tests/test_startup.py checks it).
+acked (stored in the inbox by the `Intake`) before the pipeline (the agent, the tools, the
+vault's index, git versioning), the chat page's app (FastAPI and the API's models) and the
+`anthropic` SDK have loaded. Right after "ready", the pipeline is imported in a thread and
+built once (`LateParts`), handed the messages held meanwhile, in arrival order, then the
+app; uvicorn serves a `DeferredApp` from the start, whose requests wait for the real app.
+The SDK loads on first use, in a thread (`llm.sdk`): for the first message (which waits for
+it, acked already), or when the chat page is opened (it will soon want a client); until
+then it costs neither time nor memory. None of the modules imported before "ready" imports
+the SDK, `mcp`, FastAPI or the pipeline's parts (tests/test_startup.py checks it).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,23 +35,23 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from smarthole_notes import __version__
-from smarthole_notes.agent import NO_API_KEY_MESSAGE
 from smarthole_notes.bus import EventBus
-from smarthole_notes.conversations.store import ConversationStore, default_path
-from smarthole_notes.credentials import credentials_path, resolve_api_key
+from smarthole_notes.credentials import NO_API_KEY_MESSAGE, credentials_path, resolve_api_key
 from smarthole_notes.durable import write_file_atomically
 from smarthole_notes.inbox import Inbox, InboxMessage, inbox_folder
+from smarthole_notes.intake import Intake, MessageIntake
 from smarthole_notes.llm import sdk
 from smarthole_notes.llm.errors import ConfigurationError
 from smarthole_notes.logs import configure_logging
-from smarthole_notes.pipeline import Outcome, Pipeline
 from smarthole_notes.settings import Settings, load_settings, save_settings
 from smarthole_notes.smarthole import ConnectionStatus, RoutedMessage, SmartHoleClient
-from smarthole_notes.vault import Vault
 from smarthole_notes.web.context import generate_token, is_loopback
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from smarthole_notes.conversations.store import ConversationStore
+    from smarthole_notes.pipeline import Outcome, Pipeline
 
 log = logging.getLogger("smarthole_notes")
 
@@ -99,10 +101,6 @@ class SettingsHolder:
         return self.reload()
 
 
-def open_parts(vault: Path) -> tuple[Inbox, ConversationStore, EventBus]:
-    return Inbox(inbox_folder(vault)), ConversationStore(default_path(vault)), EventBus()
-
-
 class HttpServer(uvicorn.Server):
     """uvicorn on our loop; the service, not uvicorn, owns SIGINT/SIGTERM."""
 
@@ -112,6 +110,7 @@ class HttpServer(uvicorn.Server):
 
 
 WEB_APP_MODULE = "smarthole_notes.web.app"  # FastAPI, the API's models, the OpenAPI document
+PIPELINE_MODULE = "smarthole_notes.pipeline"  # the agent, tools, vault index, versioning
 
 
 class DeferredApp:
@@ -131,12 +130,12 @@ class DeferredApp:
         self._lifespan_task: asyncio.Task[None] | None = None
         self._state: dict[str, Any] = {}
 
-    async def build(self, factory: Callable[[], ASGIApp]) -> None:
-        """Import the web stack in a thread (the event loop keeps serving SmartHole), build
-        the app on the loop, start its lifespan, then let the waiting requests through."""
+    async def build(self, factory: Callable[[], Awaitable[ASGIApp]]) -> None:
+        """Build the app (`factory` imports what it needs in threads, so the event loop
+        keeps serving SmartHole), start its lifespan, then let the waiting requests through;
+        if it fails, they are refused."""
         try:
-            await asyncio.to_thread(importlib.import_module, WEB_APP_MODULE)
-            app = factory()
+            app = await factory()
             await self._start_lifespan(app)
             self.app = app
         except asyncio.CancelledError:
@@ -251,8 +250,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class SmartHoleLink:
     """The SmartHole connection as settings say, rebuilt when they change at runtime."""
 
-    def __init__(self, pipeline: Pipeline, bus: EventBus, **client_options: Any) -> None:
-        self.pipeline = pipeline
+    def __init__(self, intake: MessageIntake, bus: EventBus, **client_options: Any) -> None:
+        self.intake = intake
         self.bus = bus
         self.client: SmartHoleClient | None = None
         self._client_options = client_options
@@ -269,7 +268,7 @@ class SmartHoleLink:
             **self._client_options,
         )
         self.client = client
-        self.pipeline.messenger = client
+        self.intake.messenger = client
         return client
 
     async def on_routed(self, routed: RoutedMessage) -> None:
@@ -283,7 +282,7 @@ class SmartHoleLink:
             metadata=routed.metadata,
         )
         try:
-            await self.pipeline.submit(message)
+            await self.intake.submit(message)
         except Exception:
             log.exception("Could not store message %s", routed.id)
             await client.send_reject(routed.id, "smarthole-notes could not store the message")
@@ -348,25 +347,26 @@ async def serve(options: ServeOptions) -> int:
     try:
         token = load_or_create_token(options.token)
         settings = SettingsHolder(vault, overrides)
-        inbox, store, bus = open_parts(vault)
+        inbox, bus = Inbox(inbox_folder(vault)), EventBus()
     except BaseException:
         sock.close()
         raise
-    # The long-lived parts, built once: every message, the API and side jobs share them.
-    pipeline = Pipeline(
-        vault, settings=settings, inbox=inbox, store=store, bus=bus, vault_access=Vault(vault)
-    )
-    link = SmartHoleLink(pipeline, bus)
+    # What "ready" needs: the inbox behind the intake, and the SmartHole link.
+    intake = Intake(inbox)
+    link = SmartHoleLink(intake, bus)
     link.build(settings())
-
-    async def apply_settings(before: Settings, after: Settings) -> None:
-        await apply_settings_change(pipeline, link, before, after)
-
     if resolve_api_key() is None:
         log.warning("%s Messages are accepted and kept in the inbox meanwhile.", NO_API_KEY_MESSAGE)
+    parts = LateParts(vault, settings, inbox, bus)
 
-    def build_app() -> ASGIApp:
+    async def build_app() -> ASGIApp:
+        """After "ready": the pipeline, handed the messages held meanwhile, then the app."""
+        pipeline = await parts.start_pipeline(intake)
+        await asyncio.to_thread(importlib.import_module, WEB_APP_MODULE)
         from smarthole_notes.web import WebContext, create_app, pipeline_undo
+
+        async def apply_settings(before: Settings, after: Settings) -> None:
+            await apply_settings_change(pipeline, link, before, after)
 
         return create_app(
             WebContext(
@@ -399,7 +399,6 @@ async def serve(options: ServeOptions) -> int:
             await http_task
             raise ConfigurationError(f"could not serve on {options.host}:{port}")
         await asyncio.sleep(0.01)
-    await pipeline.start()
     if link.client is not None:
         await link.client.start()
     host = f"[{options.host}]" if ":" in options.host else options.host
@@ -409,37 +408,77 @@ async def serve(options: ServeOptions) -> int:
         file=sys.stderr,
         flush=True,
     )
-    # Ready. The chat page's app loads now, off the event loop; the SDK on first use.
-    build = asyncio.create_task(site.build(build_app), name="web-app")
+    # Ready. The pipeline and the chat page's app load now, off the event loop; the SDK on
+    # first use.
+    build = asyncio.create_task(site.build(build_app), name="pipeline-and-web-app")
 
-    def web_built(task: asyncio.Task[None]) -> None:
+    def built(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("The chat page could not start", exc_info=task.exception())
+            log.error("The service could not start", exc_info=task.exception())
             stop.set()
 
-    build.add_done_callback(web_built)
+    build.add_done_callback(built)
     await stop.wait()
 
     log.info("Shutting down")
     if link.client is not None:
         await link.client.stop()
-    await pipeline.stop(SHUTDOWN_GRACE_SECONDS)
-    http.should_exit = True
-    with contextlib.suppress(asyncio.CancelledError):
-        await http_task
     if not build.done():
         build.cancel()
     with contextlib.suppress(Exception, asyncio.CancelledError):
         await build
+    await parts.stop()
+    http.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError):
+        await http_task
     await site.close()
-    store.close()
     return 1 if site.failure is not None else 0
+
+
+class LateParts:
+    """The parts `serve` builds after "ready": the conversation store and the pipeline with
+    its vault-access layer, each once, shared by every message, the API and side jobs."""
+
+    def __init__(self, vault: Path, settings: SettingsHolder, inbox: Inbox, bus: EventBus) -> None:
+        self.vault = vault
+        self.settings = settings
+        self.inbox = inbox
+        self.bus = bus
+        self.store: ConversationStore | None = None
+        self.pipeline: Pipeline | None = None
+
+    async def start_pipeline(self, intake: Intake) -> Pipeline:
+        """Import the pipeline in a thread (the loop keeps acking), build and start it."""
+        await asyncio.to_thread(importlib.import_module, PIPELINE_MODULE)
+        from smarthole_notes.conversations.store import ConversationStore, default_path
+        from smarthole_notes.pipeline import Pipeline
+        from smarthole_notes.vault import Vault
+
+        self.store = await asyncio.to_thread(ConversationStore, default_path(self.vault))
+        self.pipeline = Pipeline(
+            self.vault, settings=self.settings, inbox=self.inbox, store=self.store,
+            bus=self.bus, vault_access=Vault(self.vault),
+        )  # fmt: skip
+        await intake.open_to(self.pipeline)
+        await self.pipeline.start()
+        return self.pipeline
+
+    async def stop(self) -> None:
+        """Let the current message finish (or cancel it: it stays in the inbox), close."""
+        if self.pipeline is not None:
+            await self.pipeline.stop(SHUTDOWN_GRACE_SECONDS)
+        if self.store is not None:
+            self.store.close()
 
 
 async def process_inbox(vault: Path) -> list[Outcome]:
     """`inbox process`: run every pending message once through the pipeline, then stop."""
+    from smarthole_notes.conversations.store import ConversationStore, default_path
+    from smarthole_notes.pipeline import Pipeline
+
     settings = SettingsHolder(vault, {})
-    inbox, store, bus = open_parts(vault)
+    inbox, bus = Inbox(inbox_folder(vault)), EventBus()
+    store = ConversationStore(default_path(vault))
     pipeline = Pipeline(vault, settings=settings, inbox=inbox, store=store, bus=bus)
     try:
         await pipeline.start()

@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "mcp": 7,
     "server": 8,
     "exits": 1,
+    "intake": 1,
     "cli": 9,
     "__main__": 10,
 }

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from smarthole_notes.conversations.store import ConversationStore, default_path
+from smarthole_notes.inbox import Inbox, inbox_folder
 from tests.llm_helpers import TEST_KEY
 from tests.standins.anthropic_api import AnthropicStandIn, text_reply
 from tests.standins.smarthole_server import ThreadedSmartHole
@@ -27,6 +29,8 @@ from tests.standins.smarthole_server import ThreadedSmartHole
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("anthropic", "mcp", "mcp_types", "fastapi", "httpx2")
 SDK_DELAY_SECONDS = 6.0
+LATE_PARTS = {"pipeline", "agent", "tools", "vault", "versioning", "conversations"}
+PIPELINE_DELAY_SECONDS = 4.0
 
 
 def _loaded_after(code: str, cwd: Path) -> dict[str, object]:
@@ -84,10 +88,14 @@ def test_serve_modules_up_to_ready_do_not_import_the_sdk(tmp_path: Path) -> None
         """
         import smarthole_notes.server
         import smarthole_notes.cli
+        print(sorted(m for m in sys.modules if m.startswith("smarthole_notes.")))
         """,
         tmp_path,
     )
     assert result["heavy"] == []
+    # Nor the pipeline's parts: they load after "ready", while messages are already acked.
+    loaded = {name.split(".")[1] for name in json.loads(str(result["out"]).replace("'", '"'))}
+    assert loaded & LATE_PARTS == set()
 
 
 def test_the_mcp_endpoint_in_serve_loads_the_mcp_sdk_only_when_used(tmp_path: Path) -> None:
@@ -101,23 +109,24 @@ def test_the_mcp_endpoint_in_serve_loads_the_mcp_sdk_only_when_used(tmp_path: Pa
     assert result["heavy"] == []
 
 
-# A wrapper around `serve` (test code): `import anthropic` takes SDK_DELAY_SECONDS longer,
-# as on a slow machine, and the moment it finishes is printed on stderr.
-SLOW_SDK_WRAPPER = """
+# A wrapper around `serve` (test code): importing one module (argv[1]) takes argv[2]
+# seconds longer, as on a slow machine; the wall-clock moment its import goes on is printed.
+SLOW_IMPORT_WRAPPER = """
 import importlib.abc, sys, time
 
-class SlowSdk(importlib.abc.MetaPathFinder):
+class SlowImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name == "anthropic":
+        if name == sys.argv[1]:
             sys.meta_path.remove(self)
-            time.sleep(float(sys.argv[1]))
-            print("test: the SDK's import goes on now", file=sys.stderr, flush=True)
+            time.sleep(float(sys.argv[2]))
+            print(f"test: import goes on now {time.time()!r}", file=sys.stderr, flush=True)
         return None
 
-sys.meta_path.insert(0, SlowSdk())
+sys.meta_path.insert(0, SlowImport())
 from smarthole_notes.cli import main
-sys.exit(main(sys.argv[2:]))
+sys.exit(main(sys.argv[3:]))
 """
+RESUMED = "test: import goes on now "
 
 
 @pytest.fixture
@@ -126,84 +135,141 @@ def hole() -> Iterator[ThreadedSmartHole]:
         yield server
 
 
+class SlowServe:
+    """`serve` run by SLOW_IMPORT_WRAPPER, its stderr collected by a thread."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        api: AnthropicStandIn,
+        hole: ThreadedSmartHole,
+        slow: str,
+        delay: float,
+    ) -> None:
+        self.vault = tmp_path / "vault"
+        self.vault.mkdir()
+        self.hole = hole
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+        env.update(
+            {
+                "ANTHROPIC_BASE_URL": api.base_url,
+                "ANTHROPIC_API_KEY": TEST_KEY,
+                "HOME": str(tmp_path),
+                "XDG_CONFIG_HOME": str(tmp_path / ".config"),
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
+        self.lines: list[str] = []
+        self.printed = threading.Event()
+        self.resumed: list[float] = []  # time.time() when the slow import went on
+        self.resumed_at: list[float] = []  # time.monotonic() of the same moment, seen here
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-c", SLOW_IMPORT_WRAPPER, slow, str(delay), "serve"),
+                *("--vault", str(self.vault), "--port", "0", "--smarthole-url", hole.hole.url),
+            ],
+            env=env,
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+            if line.startswith("Chat page: "):
+                self.printed.set()
+            if line.startswith(RESUMED):
+                self.resumed_at.append(time.monotonic())
+                self.resumed.append(float(line.removeprefix(RESUMED)))
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def registered_name(self) -> str:
+        assert self.printed.wait(60), "serve printed no address:\n" + self.output
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            names = self.hole.snapshot(lambda h: h.client_names)
+            if names:
+                return names[0]
+            time.sleep(0.01)
+        raise AssertionError("serve never registered:\n" + self.output)
+
+    def acked_at(self, message_id: str) -> float:
+        """The stand-in's monotonic time of the message's ack."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            acks = self.hole.snapshot(lambda h: h.responses_for(message_id, "ack"))
+            if acks:
+                return float(acks[0].at)
+            time.sleep(0.01)
+        raise AssertionError("no ack:\n" + self.output)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        assert self.process.wait(30) == 0, self.output
+
+
 def test_serve_acks_a_message_while_the_sdk_is_still_loading(
     anthropic_api: AnthropicStandIn, hole: ThreadedSmartHole, tmp_path: Path
 ) -> None:
-    vault = tmp_path / "vault"
-    vault.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env.update(
-        {
-            "ANTHROPIC_BASE_URL": anthropic_api.base_url,
-            "ANTHROPIC_API_KEY": TEST_KEY,
-            "HOME": str(tmp_path),
-            "XDG_CONFIG_HOME": str(tmp_path / ".config"),
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
     anthropic_api.script(text_reply("Added eggs."))
-    started = time.monotonic()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            SLOW_SDK_WRAPPER,
-            str(SDK_DELAY_SECONDS),
-            "serve",
-            "--vault",
-            str(vault),
-            "--port",
-            "0",
-            "--smarthole-url",
-            hole.hole.url,
-        ],
-        env=env,
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: list[str] = []
-    printed = threading.Event()
-    sdk_resumed: list[float] = []
-
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.append(line)
-            if line.startswith("Chat page: "):
-                printed.set()
-            if line.startswith("test: the SDK's import goes on now"):
-                sdk_resumed.append(time.monotonic())
-
-    threading.Thread(target=read, daemon=True).start()
+    serve = SlowServe(tmp_path, anthropic_api, hole, "anthropic", SDK_DELAY_SECONDS)
     try:
-        assert printed.wait(60), "serve printed no address:\n" + "".join(lines)
-
-        def client() -> str | None:
-            names = hole.snapshot(lambda h: h.client_names)
-            return names[0] if names else None
-
-        name = None
-        while name is None and time.monotonic() - started < 60:
-            name = client()
-            time.sleep(0.01)
-        assert name is not None, "serve never registered:\n" + "".join(lines)
+        name = serve.registered_name()
         hole.run(hole.hole.route(name, "add eggs", message_id="early-1"))
-        deadline = time.monotonic() + 60
-        acked_at = None
-        while acked_at is None and time.monotonic() < deadline:
-            acks = hole.snapshot(lambda h: h.responses_for("early-1", "ack"))
-            acked_at = acks[0].at if acks else None
-            time.sleep(0.01)
-        assert acked_at is not None, "no ack:\n" + "".join(lines)
+        acked_at = serve.acked_at("early-1")
         # Acked while the SDK's import was still held up by the wrapper.
-        assert not sdk_resumed or acked_at < sdk_resumed[0], "".join(lines)
+        assert not serve.resumed_at or acked_at < serve.resumed_at[0], serve.output
         # Then the message waits for the SDK, and is answered.
         anthropic_api.wait_for_requests(1, timeout=60)
-        assert sdk_resumed, "the SDK was never imported:\n" + "".join(lines)
-        assert anthropic_api.requests[0].received_at > sdk_resumed[0]
+        assert serve.resumed_at, "the SDK was never imported:\n" + serve.output
+        assert anthropic_api.requests[0].received_at > serve.resumed_at[0]
     finally:
-        process.terminate()
-        assert process.wait(30) == 0, "".join(lines)
+        serve.stop()
+
+
+def test_serve_acks_and_keeps_messages_while_the_pipeline_is_still_loading(
+    anthropic_api: AnthropicStandIn, hole: ThreadedSmartHole, tmp_path: Path
+) -> None:
+    """Messages that arrive before the pipeline exists are acked once stored, then run in
+    arrival order, recorded at the time they arrived, each once."""
+    anthropic_api.script(text_reply("Added eggs."), text_reply("Added milk."))
+    serve = SlowServe(
+        tmp_path, anthropic_api, hole, "smarthole_notes.pipeline", PIPELINE_DELAY_SECONDS
+    )
+    try:
+        name = serve.registered_name()
+        hole.run(hole.hole.route(name, "add eggs", message_id="early-1"))
+        hole.run(hole.hole.route(name, "add milk", message_id="early-2"))
+        acks = [serve.acked_at("early-1"), serve.acked_at("early-2")]
+        sent = time.time()
+        assert not serve.resumed_at or max(acks) < serve.resumed_at[0], serve.output
+        inbox = Inbox(inbox_folder(serve.vault))
+        assert "early-1" in inbox and "early-2" in inbox  # stored before the ack
+        anthropic_api.wait_for_requests(2, timeout=60)
+        assert serve.resumed, "the pipeline was never imported:\n" + serve.output
+        asked = [json.dumps(r.body["messages"]) for r in anthropic_api.requests]
+        assert "add eggs" in asked[0] and "add milk" in asked[1]
+        deadline = time.monotonic() + 30
+        while "early-2" in inbox:
+            assert time.monotonic() < deadline, serve.output
+            time.sleep(0.05)
+    finally:
+        serve.stop()
+    store = ConversationStore(default_path(serve.vault))
+    try:
+        recorded = [store.user_message(m) for m in ("early-1", "early-2")]
+    finally:
+        store.close()
+    assert all(r is not None for r in recorded)
+    times = [r.created_at.timestamp() for r in recorded if r is not None]
+    # Recorded when they arrived (before the pipeline's import went on), not when it ran them.
+    assert times[0] <= times[1] < serve.resumed[0] and times[1] <= sent
+    assert len(anthropic_api.requests) == 2

@@ -156,6 +156,12 @@ class Pipeline:
         if not await asyncio.to_thread(self.inbox.put, message):
             log.info("Message %s is already in the inbox; not queued twice", message.id)
             return False
+        return await self.admit(message)
+
+    async def admit(self, message: InboxMessage, arrived: datetime | None = None) -> bool:
+        """Take in a message already stored in the inbox (by `submit`, or by the intake
+        that held it while the pipeline loaded, with its arrival time): record it in the
+        history and queue it. False if it was processed before (it leaves the inbox)."""
         if await asyncio.to_thread(self.store.is_processed, message.id):
             await asyncio.to_thread(self.inbox.remove, message.id)
             log.info("Message %s was already processed; ignored", message.id)
@@ -167,7 +173,7 @@ class Pipeline:
         )  # fmt: skip
         self._idle.clear()
         self.states.show(message.id, MessageState("queued"))
-        self._intake.put_nowait((message, self._clock()))
+        self._intake.put_nowait((message, arrived or self._clock()))
         if self._intake_task is None or self._intake_task.done():
             self._intake_task = asyncio.create_task(self._take_in(), name="pipeline-intake")
         return True
