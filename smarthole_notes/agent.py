@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 def require_api_key() -> ApiKey:
     """The configured key, or a `ConfigurationError` that says how to set one."""
     key = resolve_api_key(on_warning=log.warning)
