@@ -106,6 +106,14 @@ class Response(_FromTool):
     """Tokens and estimated cost (`UsageView` in the API)."""
 
 
+class RequestCost(_AboutMessage):
+    """An attempt at a message ended without an answer (failed, refused, stopped) after
+    billing tokens: `usage` is what its attempts without an answer cost so far."""
+
+    type: Literal["request_cost"] = "request_cost"
+    usage: dict[str, Any]
+
+
 class Error(_Event):
     type: Literal["error"] = "error"
     message_id: str | None = None
@@ -152,6 +160,7 @@ BusEvent: TypeAlias = Annotated[
     | ToolStarted
     | ToolFinished
     | Response
+    | RequestCost
     | Error
     | Cancelled
     | Status

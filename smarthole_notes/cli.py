@@ -161,7 +161,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         message = exc.user_message + (f" ({hint})" if hint else "")
         if exc.detail and exc.code is not ErrorCode.INVALID_REQUEST:
             log.info("API failure detail: %s", exc.detail)
-        return _fail(message, exc, args.verbose, EXIT_API_FAILURE)
+        code = _fail(message, exc, args.verbose, EXIT_API_FAILURE)
+        if args.verbose and exc.usage.total_input_tokens:
+            from smarthole_notes.llm.pricing import format_usage
+
+            # What the rounds before the failure cost: billed, though nothing was answered.
+            print(format_usage(exc.usage, exc.model or ""), file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

@@ -148,6 +148,24 @@ def test_verbose_shows_a_traceback_and_debug_lines_but_never_the_key(
     assert TEST_KEY not in done.stderr and TEST_KEY not in done.stdout
 
 
+def test_verbose_shows_what_a_failed_request_cost_before_it_failed(
+    anthropic_api: AnthropicStandIn, tmp_path: Path
+) -> None:
+    def failing() -> None:
+        usage = {"input_tokens": 1500, "output_tokens": 20}
+        anthropic_api.script(
+            tool_reply("list_files", {"path": ""}, usage=usage), *[status_reply(500)] * 3
+        )
+
+    failing()
+    done = run_ask(anthropic_api, tmp_path, "--verbose", "tidy my notes")
+    assert done.returncode == 1
+    assert "usage: 1,500 input, 20 output, 0 cache write, 0 cache read tokens" in done.stderr
+    failing()
+    quiet = run_ask(anthropic_api, tmp_path, "tidy my notes")  # not without --verbose
+    assert quiet.returncode == 1 and "usage:" not in quiet.stderr
+
+
 def test_ctrl_c_closes_the_stream_at_once_and_exits_130(
     anthropic_api: AnthropicStandIn, tmp_path: Path
 ) -> None:

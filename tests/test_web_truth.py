@@ -366,3 +366,33 @@ async def test_each_answer_shows_its_cost_and_the_conversation_its_total(
             await reload(page)
         await page.locator("#settings-button").click()
         await expect(page.locator("#index-status")).to_have_text(re.compile(r"[Ii]ndex"))
+
+
+async def test_a_request_that_failed_after_a_round_shows_what_it_cost(
+    browser: Browser,
+    anthropic_api: AnthropicStandIn,
+    vault: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolated_credentials(monkeypatch, tmp_path / "config")
+    anthropic_api.script(
+        tool_reply("list_files", {"path": ""}, usage={"input_tokens": 1200, "output_tokens": 30}),
+        *[status_reply(500)] * 3,
+    )
+    async with (
+        WebService(vault, anthropic_api) as service,
+        chat_page(browser, service, **PAGE_OPTIONS) as page,
+    ):
+        await send(page, "tidy my notes")
+        for _ in range(2):  # live, then after a reload
+            line = page.locator(".msg.user .usage")
+            await expect(line).to_have_text(
+                re.compile(r"^unanswered attempts: 1,200 in · 30 out · \$0\.\d+$")
+            )
+            total = page.locator("section.conversation .boundary .usage-total")
+            await expect(total).to_have_text(
+                re.compile(r"^0 answers \+ unanswered attempts: 1,200 in · 30 out · \$")
+            )
+            await expect(page.locator(".msg.assistant .usage")).to_have_count(0)
+            await reload(page)

@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Protocol, TypeAlias, cast, get_args
 
 from smarthole_notes.llm.state import ConversationState
+from smarthole_notes.llm.types import sum_usage_records
 from smarthole_notes.text import shorten
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,8 @@ class StoredMessage:
     """For an answer, the row id of the user message it answers."""
     kind: MessageKind = "answer"
     usage: Mapping[str, Any] | None = None
-    """For an answer: tokens (input, output, cache write, cache read), model, estimated cost."""
+    """For an answer: tokens (input, output, cache write, cache read), model, estimated cost.
+    For a request: the same, summed over its attempts that ended without an answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +348,8 @@ CREATE INDEX messages_answers ON messages (reply_to) WHERE kind = 'answer';
 ALTER TABLE messages ADD COLUMN usage TEXT;
 """
 """Message kinds: updates, questions and refusals are kept beside answers, and only an
-answer makes its request processed. `usage`: an answer's tokens and estimated cost (JSON)."""
+answer makes its request processed. `usage`: an answer's tokens and estimated cost (JSON);
+on a request, what its attempts that ended without an answer cost, summed (`add_usage`)."""
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (MIGRATION_1, MIGRATION_2)
 """Applied in order from the first release; `PRAGMA user_version` counts those applied.
@@ -940,6 +943,19 @@ class ConversationStore:
                 (message_id,),
             ).fetchone()
         return None if row is None else _message(row)
+
+    def add_usage(self, row_id: int, usage: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Add what an attempt cost that ended without an answer (failed, refused, stopped)
+        to its request's record: a request's `usage` is the sum over such attempts. The
+        new sum (None if the request is gone)."""
+        with self._write() as conn:
+            row = conn.execute("SELECT usage FROM messages WHERE id = ?", (row_id,)).fetchone()
+            if row is None:
+                return None
+            before = _usage(row["usage"])
+            total = sum_usage_records([before, usage] if before else [usage])
+            conn.execute("UPDATE messages SET usage = ? WHERE id = ?", (json.dumps(total), row_id))
+            return total
 
     def user_message(self, message_id: str) -> StoredMessage | None:
         """The recorded user message with this inbox id (answered or not)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from smarthole_notes.llm.types import ToolCallRecord
+from smarthole_notes.llm.types import ToolCallRecord, Usage
 
 
 class ErrorCode(StrEnum):
@@ -98,8 +98,10 @@ class LLMError(Exception):
     """A classified LLM failure.
 
     `detail` is for logs (never contains the API key); `user_message` is the short,
-    actionable line a user sees. `tools_used` and `partial_text` are filled in by the agent
-    service when the failure ends a request in which tools ran or text was written.
+    actionable line a user sees. `tools_used`, `partial_text` and `usage` are filled in by
+    the agent service when the failure ends a request in which tools ran, text was written
+    or tokens were billed (`usage`: the rounds that completed, the failing one too when its
+    response arrived).
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class LLMError(Exception):
         attempts: int = 1,
         tools_used: Sequence[ToolCallRecord] = (),
         partial_text: str = "",
+        usage: Usage | None = None,
     ) -> None:
         self.code = code
         self.detail = detail
@@ -120,6 +123,8 @@ class LLMError(Exception):
         self.attempts = attempts
         self.tools_used: list[ToolCallRecord] = list(tools_used)
         self.partial_text = partial_text
+        self.usage = usage or Usage()
+        self.model: str | None = None  # the model the request went to, for pricing `usage`
         super().__init__(code.value)
 
     def __str__(self) -> str:
@@ -152,6 +157,7 @@ class RefusalError(LLMError):
         *,
         tools_used: Sequence[ToolCallRecord] = (),
         partial_text: str = "",
+        usage: Usage | None = None,
     ) -> None:
         self.category = category
         self.explanation = explanation.strip() if explanation and explanation.strip() else None
@@ -159,8 +165,9 @@ class RefusalError(LLMError):
             f", explanation={self.explanation!r}" if self.explanation else ""
         )
         super().__init__(
-            ErrorCode.REFUSED, detail, tools_used=tools_used, partial_text=partial_text
-        )
+            ErrorCode.REFUSED, detail, tools_used=tools_used, partial_text=partial_text,
+            usage=usage,
+        )  # fmt: skip
 
     @property
     def user_message(self) -> str:
@@ -188,6 +195,7 @@ class OutputLimitError(LLMError):
         tools_used: Sequence[ToolCallRecord] = (),
         partial_text: str = "",
         output_tokens: int = 0,
+        usage: Usage | None = None,
     ) -> None:
         self.cut_tool = cut_tool
         self.output_tokens = output_tokens
@@ -196,6 +204,7 @@ class OutputLimitError(LLMError):
             f"max_tokens cut a {cut_tool} call after {output_tokens} output tokens",
             tools_used=tools_used,
             partial_text=partial_text,
+            usage=usage,
         )
 
     @property

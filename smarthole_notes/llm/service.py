@@ -159,6 +159,9 @@ class AgentService:
         cancel = self._cancel = CancelSignal()
         try:
             return await self._loop(text, cancel, on_event)
+        except LLMError as error:
+            error.model = error.model or self._model
+            raise
         finally:
             self._running = False
             self._cancel = None
@@ -189,6 +192,7 @@ class AgentService:
                 if error.code is ErrorCode.ABORTED:
                     return self._aborted(tools_used, iterations, usage)
                 error.tools_used = list(tools_used)
+                error.usage = usage
                 raise
             usage = usage + response.usage
             self._model = response.model or self._model
@@ -208,6 +212,7 @@ class AgentService:
                     refusal.explanation if refusal else None,
                     tools_used=tools_used,
                     partial_text=response.text,
+                    usage=usage,
                 )
             if stop is StopReason.MODEL_CONTEXT_WINDOW_EXCEEDED:
                 log.warning("The model's context window was filled; the request failed")
@@ -217,6 +222,7 @@ class AgentService:
                     "stop_reason model_context_window_exceeded",
                     tools_used=tools_used,
                     partial_text=response.text,
+                    usage=usage,
                 )
             if stop is StopReason.MAX_TOKENS:
                 log.warning(
@@ -231,6 +237,7 @@ class AgentService:
                         tools_used=tools_used,
                         partial_text=response.text,
                         output_tokens=response.usage.output_tokens,
+                        usage=usage,
                     )
             tool_round = bool(tool_uses) and stop in (
                 StopReason.TOOL_USE,

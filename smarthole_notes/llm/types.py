@@ -6,6 +6,7 @@ tools never depend on Anthropic's wire shapes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, TypeAlias
@@ -219,6 +220,22 @@ class Usage:
             "cache_read_tokens": self.cache_read_input_tokens or 0,
             "cost_usd": estimate_cost(model, self) if model else None,
         }
+
+
+USAGE_COUNTS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
+
+
+def sum_usage_records(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Usage records (`Usage.to_dict`'s shape) added up: the token counts summed, the cost
+    summed (None if any is unknown), the model kept when they all name the same one."""
+    listed = list(records)
+    models = {record.get("model") for record in listed}
+    costs = [record.get("cost_usd") for record in listed]
+    total: dict[str, Any] = {"model": models.pop() if len(models) == 1 else None}
+    for key in USAGE_COUNTS:
+        total[key] = sum(int(record.get(key) or 0) for record in listed)
+    total["cost_usd"] = None if None in costs else sum(float(c) for c in costs if c is not None)
+    return total
 
 
 def _add_optional(a: int | None, b: int | None) -> int | None:

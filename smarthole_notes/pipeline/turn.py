@@ -40,7 +40,7 @@ from smarthole_notes.llm.events import (
 )
 from smarthole_notes.llm.service import AgentResult, AgentService
 from smarthole_notes.llm.state import ConversationState
-from smarthole_notes.llm.types import StopReason
+from smarthole_notes.llm.types import StopReason, Usage
 from smarthole_notes.pipeline.commits import RequestCommits
 from smarthole_notes.pipeline.delivery import Delivery
 from smarthole_notes.pipeline.hooks import ConversationEnded, Hooks
@@ -135,6 +135,7 @@ class Turns:
             input_method=_input_method(message),
             message_id=message.id,
             at=at,
+            usage=recorded.usage if recorded is not None else None,  # it moves with it
         )
 
     async def run(self, message: InboxMessage, client: anthropic.AsyncAnthropic) -> TurnRun:
@@ -157,19 +158,29 @@ class Turns:
             self._store, conversation.id, request.row_id, message.source, self._clock
         )
         text = f"{RETRY_NOTE}\n\n{message.text}" if message.attempts > 1 else message.text
+        unanswered = Usage()  # what attempts that ended without an answer cost
         try:
             try:
                 run.result = await self._agent(run, client, context, text, recorder)
             except LLMError as error:
                 if error.code is not ErrorCode.CONTEXT_TOO_LONG:
                     raise
+                unanswered += error.usage
                 log.warning("Message %s: conversation too long; retrying with less", message.id)
                 run.result = await self._agent(run, client, LESS_CONTEXT, text, recorder)
         except LLMError as error:
             run.error = error
+            unanswered += error.usage
         finally:
             self.current = None
             await recorder.flush()
+        if run.result is not None and run.result.aborted:
+            unanswered += run.result.usage
+        if unanswered.total_input_tokens or unanswered.output_tokens:
+            record = unanswered.to_dict(self._settings().model)  # priced as answers are
+            total = await asyncio.to_thread(self._store.add_usage, request.row_id, record)
+            if total is not None:
+                self._bus.publish("request_cost", message_id=message.id, usage=total)
         return run
 
     def abort(self) -> None:

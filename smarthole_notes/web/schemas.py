@@ -35,6 +35,7 @@ from smarthole_notes.conversations.store import Source as HistorySource
 from smarthole_notes.credentials import KeySource
 from smarthole_notes.inbox import DeliveryState, InboxMessage, MessageState
 from smarthole_notes.inbox import Source as InboxSource
+from smarthole_notes.llm.types import sum_usage_records
 from smarthole_notes.settings import (
     SETTING_KEYS,
     Settings,
@@ -233,16 +234,7 @@ class UsageView(BaseModel):
     def total(cls, usages: list[UsageView]) -> UsageView | None:
         if not usages:
             return None
-        costs = [u.cost_usd for u in usages]
-        models = {u.model for u in usages}
-        return cls(
-            model=models.pop() if len(models) == 1 else None,
-            input_tokens=sum(u.input_tokens for u in usages),
-            output_tokens=sum(u.output_tokens for u in usages),
-            cache_write_tokens=sum(u.cache_write_tokens for u in usages),
-            cache_read_tokens=sum(u.cache_read_tokens for u in usages),
-            cost_usd=None if None in costs else sum(c for c in costs if c is not None),
-        )
+        return cls(**sum_usage_records(u.model_dump() for u in usages))
 
 
 def usage_view(usage: Mapping[str, Any] | None) -> UsageView | None:
@@ -286,7 +278,11 @@ class MessageView(BaseModel):
     next_attempt_at: datetime | None = None
     error: str | None = None
     attempts: int | None = None
-    usage: UsageView | None = Field(default=None, description="answers: tokens and cost")
+    usage: UsageView | None = Field(
+        default=None,
+        description="answers: tokens and cost; requests: what their attempts that ended without "
+        "an answer (failed, refused, stopped) cost",
+    )
 
     @classmethod
     def of(

@@ -6,7 +6,7 @@ import { loadModels, setSmartHole, showBanner } from "./header.js";
 import { refreshInboxSoon } from "./inbox.js";
 import { state } from "./state.js";
 import { applyAllStates, refreshBadges, setMessageState, setQueue, stateOf } from "./states.js";
-import { onAgentMessage, onCancelled, onError, onMessageReceived, onResponse, onRetrospection, onTextDelta, onToolFinished, onToolStarted, scheduleRender } from "./streaming.js";
+import { onAgentMessage, onCancelled, onError, onMessageReceived, onRequestCost, onResponse, onRetrospection, onTextDelta, onToolFinished, onToolStarted, scheduleRender } from "./streaming.js";
 
 // ------------------------------------------------------------------ live events
 
@@ -50,6 +50,7 @@ const HANDLERS = {
   tool_started: onToolStarted,
   tool_finished: onToolFinished,
   response: onResponse,
+  request_cost: onRequestCost,
   error: onError,
   cancelled: onCancelled,
   status(event) {

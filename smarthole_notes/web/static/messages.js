@@ -65,7 +65,24 @@ export function userMessage(message) {
     onclick: () => startEdit(node),
   });
   node.append(meta, body, actionBar(copyButton(() => node.rawText), message.message_id ? edit : null));
+  setRequestCost(node, message.usage || null);
   return node;
+}
+
+// What a request's attempts that ended without an answer (failed, refused, stopped) cost.
+export function setRequestCost(node, usage) {
+  node.usage = usage;
+  let line = node.querySelector(".msg-meta .usage");
+  if (!usage) {
+    if (line) line.remove();
+    return;
+  }
+  if (!line) {
+    line = el("span", { class: "usage unanswered" });
+    node.querySelector(".msg-meta").append(line);
+  }
+  line.textContent = `unanswered attempts: ${usageText(usage)}`;
+  line.title = `What this message's attempts that ended without an answer (failed, refused or stopped) cost\n${usageTitle(usage)}`;
 }
 
 function toolItem(tool) {
@@ -155,10 +172,13 @@ function usageTitle(usage) {
   ].filter(Boolean).join("\n");
 }
 
-// A conversation's total, in its header: the sum over the answers shown in it.
+// A conversation's total, in its header: the sum over the answers shown in it and the
+// attempts of its requests that ended without an answer.
 export function updateTotal(section) {
   if (!section) return;
-  const usages = [...section.querySelectorAll(".msg.assistant")].map((n) => n.usage).filter(Boolean);
+  const answers = [...section.querySelectorAll(".msg.assistant")].map((n) => n.usage).filter(Boolean);
+  const unanswered = [...section.querySelectorAll(".msg.user")].map((n) => n.usage).filter(Boolean);
+  const usages = [...answers, ...unanswered];
   let total = section.querySelector(".boundary .usage-total");
   if (!usages.length) {
     if (total) total.remove();
@@ -173,7 +193,8 @@ export function updateTotal(section) {
     total = el("span", { class: "usage usage-total" });
     section.querySelector(".boundary").append(total);
   }
-  total.textContent = `${usages.length} answer${usages.length === 1 ? "" : "s"}: ${usageText(sum)}`;
+  const counted = `${answers.length} answer${answers.length === 1 ? "" : "s"}${unanswered.length ? " + unanswered attempts" : ""}`;
+  total.textContent = `${counted}: ${usageText(sum)}`;
   total.title = usageTitle(sum);
 }
 

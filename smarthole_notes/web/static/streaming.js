@@ -5,7 +5,7 @@ import { activeMessages, syncActive } from "./conversations.js";
 import { el, findAnswer, findUser, scrollToBottom, timeElement } from "./dom.js";
 import { showBanner } from "./header.js";
 import { refreshInboxSoon } from "./inbox.js";
-import { actionBar, assistantMessage, copyButton, refusalMessage, setTools, systemMessage, updateTotal, userMessage } from "./messages.js";
+import { actionBar, assistantMessage, copyButton, refusalMessage, setRequestCost, setTools, systemMessage, updateTotal, userMessage } from "./messages.js";
 import { WAITING_STATES, state } from "./state.js";
 import { findRefusal, finish, refreshBadges, refreshWorking, setMessageState } from "./states.js";
 
@@ -120,6 +120,13 @@ export function dropStream(messageId) {
   state.streams.delete(messageId);
   const node = findAnswer(messageId);
   if (node && node.classList.contains("streaming")) node.remove();
+}
+
+export function onRequestCost(event) {
+  const user = findUser(event.message_id);
+  if (!user) return;
+  setRequestCost(user, event.usage);
+  updateTotal(user.closest("section.conversation"));
 }
 
 export function onCancelled(event) {
