@@ -114,6 +114,16 @@ class RequestCost(_AboutMessage):
     usage: dict[str, Any]
 
 
+class SideCost(_Event):
+    """A side job (summary, retrospection, commit message, routing description) was billed;
+    `conversation_id` is the conversation it served, if any."""
+
+    type: Literal["side_cost"] = "side_cost"
+    conversation_id: str | None
+    job: str
+    usage: dict[str, Any]
+
+
 class Error(_Event):
     type: Literal["error"] = "error"
     message_id: str | None = None
@@ -161,6 +171,7 @@ BusEvent: TypeAlias = Annotated[
     | ToolFinished
     | Response
     | RequestCost
+    | SideCost
     | Error
     | Cancelled
     | Status

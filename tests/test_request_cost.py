@@ -1,17 +1,21 @@
-"""What a request cost when it ended without an answer: kept, shown, added to the total.
+"""What the user pays for beyond answers: kept, shown, added to the conversation's total.
 
 Tokens billed by rounds that completed before a failure, a refusal or a Stop are paid for
-like an answer's. They are kept on the request in the history (summed over its attempts),
-published live (`request_cost`) and counted in the conversation's total.
+like an answer's: they are kept on the request in the history (summed over its attempts)
+and published live (`request_cost`). Side jobs (commit messages, the summary, the
+retrospection) are kept with the conversation they served and published (`side_cost`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from smarthole_notes.conversations.store import ConversationStore, default_path
 from smarthole_notes.llm.types import sum_usage_records
+from smarthole_notes.settings import Settings
 from tests.pipeline_harness import Service
 from tests.standins.anthropic_api import (
     AnthropicStandIn,
@@ -153,3 +157,69 @@ def test_usage_records_add_up_their_tokens_and_costs() -> None:
     }
     other = sum_usage_records([a, {**b, "model": "n", "cost_usd": None}])
     assert other["model"] is None and other["cost_usd"] is None
+
+
+async def test_side_jobs_costs_are_kept_with_the_conversation_they_served(
+    anthropic_api: AnthropicStandIn, vault: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    anthropic_api.script(
+        tool_reply("write_file", {"path": "Bye.md", "content": "bye\n"}, usage=a_round()),
+        tool_reply("end_conversation", {}, usage=a_round()),
+        text_reply("Bye!", usage=a_round()),
+        text_reply("vault: add a goodbye note", usage={"input_tokens": 400, "output_tokens": 9}),
+        text_reply(
+            '{"title": "Saying goodbye", "summary": "The user left."}',
+            usage={"input_tokens": 300, "output_tokens": 20},
+        ),
+        text_reply("1. Nothing missing.", usage={"input_tokens": 500, "output_tokens": 30}),
+    )
+    settings = Settings(enable_git_version_control=True, enable_conversation_retrospection=True)
+    service = Service(vault, anthropic_api, settings=settings)
+    await service.start()
+    try:
+        await service.chat("note that I said bye, then end", "chat-s1")
+        await service.idle()
+        for _ in range(200):
+            if not service.pipeline.side_jobs.running and len(anthropic_api.requests) >= 6:
+                break
+            await asyncio.sleep(0.05)
+        request = service.store.user_message("chat-s1")
+        assert request is not None
+        costs = service.store.side_costs(request.conversation_id)
+    finally:
+        await service.stop()
+    jobs = {c.job: c.usage for c in costs}
+    assert set(jobs) == {"commit_message", "summary", "retrospection"}
+    assert jobs["commit_message"]["model"] == "claude-haiku-4-5"  # priced as Haiku
+    assert jobs["summary"]["model"] == settings.model
+    # The commit message and the summary run side by side: which got which reply varies.
+    total = sum_usage_records(jobs.values())
+    assert (total["input_tokens"], total["output_tokens"]) == (1200, 59)
+    published = {e["job"] for e in service.of_type("side_cost")}
+    assert published == set(jobs)
+    assert all(
+        e["conversation_id"] == request.conversation_id for e in service.of_type("side_cost")
+    )
+
+
+def test_side_costs_go_with_their_conversation_and_with_a_cleared_history(
+    tmp_path: Path,
+) -> None:
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    usage = {"model": "m", "input_tokens": 5, "output_tokens": 1, "cost_usd": 0.001}
+    with ConversationStore(default_path(tmp_path)) as store:
+        first, _ = store.begin_message(now, timedelta(minutes=30))
+        store.add_side_cost("summary", usage, at=now, conversation_id=first.id)
+        store.add_side_cost("routing_description", usage, at=now)
+        kept = store.add_side_cost("summary", usage, at=now, conversation_id="gone")
+        assert kept.conversation_id is None  # a conversation dropped meanwhile keeps nothing
+        assert [c.job for c in store.side_costs(first.id)] == ["summary"]
+        store.end_conversation(first.id, "explicit", now)
+        second, _ = store.begin_message(now + timedelta(minutes=1), timedelta(minutes=30))
+        assert store.enforce_retention(1) == 1  # the ended one goes, its costs with it
+        assert store.side_costs(first.id) == []
+        store.add_side_cost("commit_message", usage, at=now, conversation_id=second.id)
+        store.clear_all()
+        assert store.side_costs(second.id) == []

@@ -396,3 +396,33 @@ async def test_a_request_that_failed_after_a_round_shows_what_it_cost(
             )
             await expect(page.locator(".msg.assistant .usage")).to_have_count(0)
             await reload(page)
+
+
+async def test_a_conversations_total_counts_its_summary(
+    browser: Browser,
+    anthropic_api: AnthropicStandIn,
+    vault: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolated_credentials(monkeypatch, tmp_path / "config")
+    anthropic_api.script(
+        tool_reply("end_conversation", {}, usage={"input_tokens": 1000, "output_tokens": 10}),
+        text_reply("Bye!", usage={"input_tokens": 1000, "output_tokens": 10}),
+        text_reply(
+            '{"title": "Saying goodbye", "summary": "The user left."}',
+            usage={"input_tokens": 500, "output_tokens": 25},
+        ),
+    )
+    async with (
+        WebService(vault, anthropic_api) as service,
+        chat_page(browser, service, **PAGE_OPTIONS) as page,
+    ):
+        await send(page, "thanks, bye")
+        await expect(page.locator(".msg.assistant", has_text="Bye!")).to_be_visible()
+        total = page.locator("section.conversation .boundary .usage-total").first
+        for _ in range(2):  # live, then after a reload
+            await expect(total).to_have_text(
+                re.compile(r"^1 answer \+ side jobs: 2,500 in · 45 out · \$")
+            )
+            await reload(page)

@@ -351,16 +351,42 @@ ALTER TABLE messages ADD COLUMN usage TEXT;
 answer makes its request processed. `usage`: an answer's tokens and estimated cost (JSON);
 on a request, what its attempts that ended without an answer cost, summed (`add_usage`)."""
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (MIGRATION_1, MIGRATION_2)
+MIGRATION_3: Final[Migration] = """
+CREATE TABLE side_costs (
+    id INTEGER PRIMARY KEY,
+    conversation_id TEXT REFERENCES conversations (id) ON DELETE CASCADE,
+    job TEXT NOT NULL,
+    usage TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX side_costs_by_conversation ON side_costs (conversation_id);
+"""
+"""What side jobs cost (`SIDE_JOBS`): billed like answers, answering no one. Kept with the
+conversation they served (none for a routing description), so its total is complete."""
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (MIGRATION_1, MIGRATION_2, MIGRATION_3)
 """Applied in order from the first release; `PRAGMA user_version` counts those applied.
 
-Never edit a released migration: append one. A second release adding, say, the model that
-wrote each answer would make this `(MIGRATION_1, MIGRATION_2)` with
+Never edit a released migration: append one. A release adding, say, the model that wrote
+each answer would append
 
-    MIGRATION_2 = "ALTER TABLE messages ADD COLUMN model TEXT;"
+    MIGRATION_4 = "ALTER TABLE messages ADD COLUMN model TEXT;"
 
-and a database at version 1 gets exactly migration 2 when it is next opened.
+and a database at version 3 gets exactly migration 4 when it is next opened.
 """
+
+SideJob: TypeAlias = Literal["summary", "retrospection", "commit_message", "routing_description"]
+SIDE_JOBS: Final[tuple[SideJob, ...]] = get_args(SideJob)
+
+
+@dataclass(frozen=True, slots=True)
+class SideCost:
+    """What one side job's call cost (`Usage.to_dict`'s shape in `usage`)."""
+
+    job: SideJob
+    usage: Mapping[str, Any]
+    created_at: datetime
+    conversation_id: str | None
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
@@ -957,6 +983,48 @@ class ConversationStore:
             conn.execute("UPDATE messages SET usage = ? WHERE id = ?", (json.dumps(total), row_id))
             return total
 
+    def add_side_cost(
+        self,
+        job: SideJob,
+        usage: Mapping[str, Any],
+        *,
+        at: datetime,
+        conversation_id: str | None = None,
+    ) -> SideCost:
+        """Keep what a side job's call cost, with the conversation it served (if it still
+        exists: a conversation dropped meanwhile keeps nothing)."""
+        if job not in SIDE_JOBS:
+            raise ValueError(f"unknown side job {job!r}")
+        with self._write() as conn:
+            if (
+                conversation_id is not None
+                and not conn.execute(
+                    "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
+                ).fetchone()
+            ):
+                conversation_id = None
+            conn.execute(
+                "INSERT INTO side_costs (conversation_id, job, usage, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (conversation_id, job, json.dumps(dict(usage)), _ts(at)),
+            )
+        return SideCost(job, usage, _dt(_ts(at)), conversation_id)
+
+    def side_costs(self, conversation_id: str) -> list[SideCost]:
+        """What side jobs spent on this conversation, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT job, usage, created_at FROM side_costs WHERE conversation_id = ? "
+                "ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        return [
+            SideCost(
+                row["job"], _usage(row["usage"]) or {}, _dt(row["created_at"]), conversation_id
+            )
+            for row in rows
+        ]
+
     def user_message(self, message_id: str) -> StoredMessage | None:
         """The recorded user message with this inbox id (answered or not)."""
         with self._read() as conn:
@@ -1049,6 +1117,7 @@ class ConversationStore:
         """
         with self._write() as conn:
             conn.execute("DELETE FROM conversations")
+            conn.execute("DELETE FROM side_costs")
             conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
             conn.execute("INSERT INTO conversations_fts (conversations_fts) VALUES ('optimize')")
         with self._lock:

@@ -14,6 +14,7 @@ from typing import Any
 
 from smarthole_notes.inbox import InboxMessage
 from smarthole_notes.pipeline.access import ApiAccess
+from smarthole_notes.pipeline.costs import SideCosts
 from smarthole_notes.pipeline.hooks import Hooks, RequestFinished
 from smarthole_notes.pipeline.jobs import SideJobs
 from smarthole_notes.settings import Settings
@@ -26,6 +27,7 @@ from smarthole_notes.versioning import (
     stage_request,
     undo,
 )
+from smarthole_notes.versioning.commit_message import commit_message_provider
 
 log = logging.getLogger("smarthole_notes.pipeline")
 
@@ -34,9 +36,15 @@ class RequestCommits:
     """The vault's repository while versioning is on, and the commit of each request."""
 
     def __init__(
-        self, vault: Path, settings: Callable[[], Settings], access: ApiAccess, jobs: SideJobs
+        self,
+        vault: Path,
+        settings: Callable[[], Settings],
+        access: ApiAccess,
+        jobs: SideJobs,
+        costs: SideCosts,
     ) -> None:
         self._vault = vault
+        self._costs = costs
         self._settings = settings
         self._access = access
         self._jobs = jobs
@@ -103,11 +111,16 @@ class RequestCommits:
         staged = await stage_request(git, before)
         if staged is None:
             return
+        client = self._access.current_client()
+        llm = None
+        if client is not None:  # the message's micro-agent, its cost kept with the conversation
+            writer = commit_message_provider(client)
+            llm = self._costs.metered(writer, "commit_message", conversation_id)
         self._jobs.start(
             commit_request(
                 git,
                 staged,
-                llm=self._access.current_client(),
+                llm=llm,
                 request_text=message.text,
                 conversation_id=conversation_id,
                 message_id=message.id,

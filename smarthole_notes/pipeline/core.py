@@ -30,6 +30,7 @@ from smarthole_notes.llm import sdk
 from smarthole_notes.llm.errors import ErrorCode
 from smarthole_notes.pipeline.access import ApiAccess
 from smarthole_notes.pipeline.commits import RequestCommits
+from smarthole_notes.pipeline.costs import SideCosts
 from smarthole_notes.pipeline.delivery import Delivery, Messenger
 from smarthole_notes.pipeline.hooks import Hooks, RequestFinished
 from smarthole_notes.pipeline.jobs import SideJobs
@@ -85,9 +86,10 @@ class Pipeline:
         self._retry_wake = asyncio.Event()
         self.access = ApiAccess(api_key, make_client)
         self.side_jobs = SideJobs()
-        self.commits = RequestCommits(vault, settings, self.access, self.side_jobs)
+        self.costs = SideCosts(store, bus, clock)  # what side jobs' calls cost, kept
+        self.commits = RequestCommits(vault, settings, self.access, self.side_jobs, self.costs)
         self.lifecycle = ConversationLifecycle(
-            vault, store, bus, settings, self.access, self.side_jobs, clock
+            vault, store, bus, settings, self.access, self.side_jobs, clock, self.costs
         )
         self.hooks = Hooks()  # side jobs subscribe to what happens to messages
         self.commits.subscribe(self.hooks)

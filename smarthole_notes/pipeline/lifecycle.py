@@ -17,6 +17,7 @@ from smarthole_notes.conversations.store import Conversation, ConversationStore
 from smarthole_notes.conversations.summary import summarise
 from smarthole_notes.llm import sdk
 from smarthole_notes.pipeline.access import ApiAccess
+from smarthole_notes.pipeline.costs import SideCosts
 from smarthole_notes.pipeline.hooks import AnswerRecorded, ConversationEnded, Hooks
 from smarthole_notes.pipeline.jobs import SideJobs
 from smarthole_notes.retrospection import retrospect_ended_conversation
@@ -37,8 +38,10 @@ class ConversationLifecycle:
         access: ApiAccess,
         jobs: SideJobs,
         clock: Callable[[], datetime],
+        costs: SideCosts,
     ) -> None:
         self._vault = vault
+        self._costs = costs
         self._store = store
         self._bus = bus
         self._settings = settings
@@ -79,9 +82,12 @@ class ConversationLifecycle:
         messages = await asyncio.to_thread(self._store.messages, conversation.id)
         if not messages:
             return
+        costs = self._costs
         provider = AnthropicProvider(client, settings.model, streaming=False)
         try:
-            title, summary = await summarise(provider, messages)
+            title, summary = await summarise(
+                costs.metered(provider, "summary", conversation.id), messages
+            )
             conversation = await asyncio.to_thread(
                 self._store.set_summary, conversation.id, title, summary
             )
@@ -90,7 +96,7 @@ class ConversationLifecycle:
         zone, _zone_name = local_zone()
         await retrospect_ended_conversation(
             settings=settings,
-            llm=client,
+            llm=costs.metered(provider, "retrospection", conversation.id),
             store=self._store,
             conversation=conversation,
             vault=self._vault,

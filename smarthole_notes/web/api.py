@@ -32,7 +32,12 @@ from smarthole_notes.smarthole import ConnectionStatus
 from smarthole_notes.tools.catalog import NOTE_WRITING_TOOLS
 from smarthole_notes.web.context import UndoUnavailable, WebContext
 from smarthole_notes.web.live import QueueView
-from smarthole_notes.web.models import ModelCatalog, ModelChoice, write_routing_description
+from smarthole_notes.web.models import (
+    ModelCatalog,
+    ModelChoice,
+    routing_provider,
+    write_routing_description,
+)
 from smarthole_notes.web.schemas import (
     MAX_ID_CHARS,
     Accepted,
@@ -210,8 +215,10 @@ class Api:
 
         def load() -> list[ConversationView]:
             found = store.list_conversations(before=before, limit=limit)
+            if not with_messages:
+                return [ConversationView.of(c, None, states) for c in found]
             return [
-                ConversationView.of(c, store.messages(c.id) if with_messages else None, states)
+                ConversationView.of(c, store.messages(c.id), states, store.side_costs(c.id))
                 for c in found
             ]
 
@@ -227,7 +234,9 @@ class Api:
             found = store.get(conversation_id)
             if found is None:
                 return None
-            return ConversationView.of(found, store.messages(found.id), states)
+            return ConversationView.of(
+                found, store.messages(found.id), states, store.side_costs(found.id)
+            )
 
         try:
             view = await asyncio.to_thread(load)
@@ -320,7 +329,10 @@ class Api:
         if client is None:
             _fail(409, "set an Anthropic API key first (Settings)")
         try:
-            description = await write_routing_description(client, settings.model, text)
+            provider = self.ctx.pipeline.costs.metered(
+                routing_provider(client, settings.model), "routing_description"
+            )
+            description = await write_routing_description(provider, text)
         except LLMError as exc:
             _fail(502, f"{exc.user_message}; the description was not written")
         except ValueError as exc:

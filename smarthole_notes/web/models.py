@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
 from smarthole_notes.llm.limits import KNOWN_MAX_TOKENS
+from smarthole_notes.llm.provider import Provider
 from smarthole_notes.llm.types import LLMRequest, Message
 
 if TYPE_CHECKING:
@@ -112,16 +113,18 @@ ROUTING_MAX_CHARS: Final = 1024
 ROUTING_MAX_TOKENS: Final = 400
 
 
-async def write_routing_description(
-    client: anthropic.AsyncAnthropic, model: str, information_architecture: str
-) -> str:
+def routing_provider(client: anthropic.AsyncAnthropic, model: str) -> Provider:
+    """The routing micro-agent's provider: the user's model, non-streaming."""
+    from smarthole_notes.llm.anthropic_provider import AnthropicProvider  # see llm.sdk
+
+    return AnthropicProvider(client, model, streaming=False)
+
+
+async def write_routing_description(provider: Provider, information_architecture: str) -> str:
     """One non-streaming, tool-less call; the description, cut to what SmartHole accepts.
 
     Raises the provider's `LLMError` when the call fails, ValueError for an empty reply.
     """
-    from smarthole_notes.llm.anthropic_provider import AnthropicProvider  # see llm.sdk
-
-    provider = AnthropicProvider(client, model, streaming=False)
     request = LLMRequest(
         system=ROUTING_SYSTEM,
         messages=(

@@ -29,6 +29,7 @@ from smarthole_notes.conversations.store import (
     InputMethod,
     MessageKind,
     Role,
+    SideCost,
     StoredMessage,
 )
 from smarthole_notes.conversations.store import Source as HistorySource
@@ -331,8 +332,15 @@ class ConversationView(BaseModel):
     messages: list[MessageView] | None = Field(
         default=None, description="only when asked for (`messages=true`, or one conversation)"
     )
+    side_usage: UsageView | None = Field(
+        default=None,
+        description="what side jobs (summary, retrospection, commit messages) cost for it "
+        "(with `messages` only)",
+    )
     usage_total: UsageView | None = Field(
-        default=None, description="the sum over its answers (with `messages` only)"
+        default=None,
+        description="everything it cost: its answers, its requests' attempts without an "
+        "answer and its side jobs (with `messages` only)",
     )
 
     @classmethod
@@ -341,6 +349,7 @@ class ConversationView(BaseModel):
         conversation: Conversation,
         messages: list[StoredMessage] | None,
         states: dict[str, MessageState],
+        side_costs: list[SideCost] | None = None,
     ) -> ConversationView:
         fields: dict[str, Any] = {
             "id": conversation.id,
@@ -357,7 +366,9 @@ class ConversationView(BaseModel):
             inbox_ids = {m.row_id: m.message_id for m in messages}
             views = [MessageView.of(m, inbox_ids, states) for m in messages]
             fields["messages"] = views
-            fields["usage_total"] = UsageView.total([v.usage for v in views if v.usage])
+            side = [u for u in (usage_view(c.usage) for c in side_costs or ()) if u]
+            fields["side_usage"] = UsageView.total(side)
+            fields["usage_total"] = UsageView.total([v.usage for v in views if v.usage] + side)
         return cls(**fields)
 
 

@@ -16,6 +16,7 @@ function conversationSection(conversation) {
   section.append(el("header", { class: "boundary" }, heading, when), el("div", { class: "messages" }));
   section.setAttribute("aria-label", title);
   for (const message of conversation.messages || []) section.lastChild.append(messageNode(message, conversation));
+  section.sideUsages = conversation.side_usage ? [conversation.side_usage] : [];
   updateTotal(section);
   return section;
 }
@@ -130,4 +131,18 @@ export async function syncActive(messageId) {
     }
     if (section && !conversation.active) section.dataset.active = "false";
   }
+}
+
+// A side job (summary, retrospection, commit message) of a conversation was billed.
+export async function onSideCost(event) {
+  if (!event.conversation_id) return;
+  const find = () => document.querySelector(`#conversations > section.conversation[data-id="${cssEscape(event.conversation_id)}"]`);
+  let section = find();
+  if (!section) {
+    await syncActive(); // a conversation shown live may not know its id yet
+    section = find();
+  }
+  if (!section) return;
+  section.sideUsages = [...(section.sideUsages || []), event.usage];
+  updateTotal(section);
 }

@@ -1,6 +1,6 @@
 // The live WebSocket: a hello snapshot, then one handler per event type.
 import { api } from "./api.js";
-import { loadHistory } from "./conversations.js";
+import { loadHistory, onSideCost } from "./conversations.js";
 import { $ } from "./dom.js";
 import { loadModels, setSmartHole, showBanner } from "./header.js";
 import { refreshInboxSoon } from "./inbox.js";
@@ -51,6 +51,7 @@ const HANDLERS = {
   tool_finished: onToolFinished,
   response: onResponse,
   request_cost: onRequestCost,
+  side_cost: onSideCost,
   error: onError,
   cancelled: onCancelled,
   status(event) {

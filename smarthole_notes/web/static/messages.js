@@ -178,7 +178,8 @@ export function updateTotal(section) {
   if (!section) return;
   const answers = [...section.querySelectorAll(".msg.assistant")].map((n) => n.usage).filter(Boolean);
   const unanswered = [...section.querySelectorAll(".msg.user")].map((n) => n.usage).filter(Boolean);
-  const usages = [...answers, ...unanswered];
+  const side = section.sideUsages || [];
+  const usages = [...answers, ...unanswered, ...side];
   let total = section.querySelector(".boundary .usage-total");
   if (!usages.length) {
     if (total) total.remove();
@@ -193,9 +194,12 @@ export function updateTotal(section) {
     total = el("span", { class: "usage usage-total" });
     section.querySelector(".boundary").append(total);
   }
-  const counted = `${answers.length} answer${answers.length === 1 ? "" : "s"}${unanswered.length ? " + unanswered attempts" : ""}`;
-  total.textContent = `${counted}: ${usageText(sum)}`;
-  total.title = usageTitle(sum);
+  const counted = [`${answers.length} answer${answers.length === 1 ? "" : "s"}`];
+  if (unanswered.length) counted.push("unanswered attempts");
+  if (side.length) counted.push("side jobs");
+  total.textContent = `${counted.join(" + ")}: ${usageText(sum)}`;
+  const sideNote = side.length ? "\nSide jobs: the conversation's summary, retrospection and commit messages" : "";
+  total.title = usageTitle(sum) + sideNote;
 }
 
 function changedFiles(tools) {
