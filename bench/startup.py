@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.llm_helpers import TEST_KEY  # noqa: E402
+from tests.llm_helpers import process_env  # noqa: E402
 from tests.standins.anthropic_api import AnthropicStandIn, text_reply  # noqa: E402
 from tests.standins.smarthole_server import SmartHoleStandIn, ThreadedSmartHole  # noqa: E402
 
@@ -58,19 +57,7 @@ NEUTRAL = tempfile.gettempdir()
 
 
 def _env(source: Path, home: Path, api: AnthropicStandIn | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env.update(
-        {
-            "PYTHONPATH": str(source),
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "PYTHONUNBUFFERED": "1",
-            "ANTHROPIC_API_KEY": TEST_KEY,
-        }
-    )
-    if api is not None:
-        env["ANTHROPIC_BASE_URL"] = api.base_url
-    return env
+    return process_env(home, base_url=api.base_url if api else None, pythonpath=source)
 
 
 def timed_run(command: list[str], env: dict[str, str] | None = None) -> float:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import anthropic
 
 from smarthole_notes.llm.anthropic_provider import AnthropicProvider, make_client
@@ -12,6 +15,29 @@ from tests.standins.anthropic_api import AnthropicStandIn
 
 TEST_KEY = "test-key-not-secret"
 MODEL = "claude-haiku-4-5"
+
+
+def process_env(
+    home: Path,
+    *,
+    base_url: str | None = None,
+    key: str | None = TEST_KEY,
+    pythonpath: Path | None = None,
+) -> dict[str, str]:
+    """The environment of a product process a test or benchmark starts: none of the
+    caller's ANTHROPIC_* variables, HOME and the configuration folder under `home`, the
+    stand-in's address and the test key (unless None), unbuffered output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.update(
+        {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PYTHONUNBUFFERED": "1"}
+    )
+    if base_url is not None:
+        env["ANTHROPIC_BASE_URL"] = base_url
+    if key is not None:
+        env["ANTHROPIC_API_KEY"] = key
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return env
 
 
 class RecordingSleep:

@@ -14,23 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.llm_helpers import TEST_KEY
+from tests.llm_helpers import TEST_KEY, process_env
 from tests.standins.anthropic_api import AnthropicStandIn, status_reply, text_reply, tool_reply
 
 
 def env_for(api: AnthropicStandIn, home: Path, key: str | None = TEST_KEY) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env.update(
-        {
-            "ANTHROPIC_BASE_URL": api.base_url,
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    if key is not None:
-        env["ANTHROPIC_API_KEY"] = key
-    return env
+    return process_env(home, base_url=api.base_url, key=key)
 
 
 def ask_command(vault: Path, *args: str) -> list[str]:

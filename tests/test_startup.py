@@ -22,7 +22,7 @@ import pytest
 
 from smarthole_notes.conversations.store import ConversationStore, default_path
 from smarthole_notes.inbox import Inbox, inbox_folder
-from tests.llm_helpers import TEST_KEY
+from tests.llm_helpers import process_env
 from tests.standins.anthropic_api import AnthropicStandIn, text_reply
 from tests.standins.smarthole_server import ThreadedSmartHole
 
@@ -149,17 +149,7 @@ class SlowServe:
         self.vault = tmp_path / "vault"
         self.vault.mkdir()
         self.hole = hole
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-        env.update(
-            {
-                "ANTHROPIC_BASE_URL": api.base_url,
-                "ANTHROPIC_API_KEY": TEST_KEY,
-                "HOME": str(tmp_path),
-                "XDG_CONFIG_HOME": str(tmp_path / ".config"),
-                "PYTHONUNBUFFERED": "1",
-                "PYTHONPATH": str(ROOT),
-            }
-        )
+        env = process_env(tmp_path, base_url=api.base_url, pythonpath=ROOT)
         self.lines: list[str] = []
         self.printed = threading.Event()
         self.resumed: list[float] = []  # time.time() when the slow import went on
