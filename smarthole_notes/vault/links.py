@@ -129,10 +129,18 @@ def _code_span_end(text: str, at: int, end: int) -> int:
         search = close
 
 
+_OPENER = re.compile(r"[\\`\[]|!\[")
+"""Where a construct can start: an escape, a code span, a link, an embed."""
+
+
 def _scan(text: str, start: int, end: int, links: list[Link]) -> None:
     """Find links in one block's inline text; the construct that starts first wins."""
     at = start
     while at < end:
+        opener = _OPENER.search(text, at, end)
+        if opener is None:
+            return
+        at = opener.start()
         ch = text[at]
         if ch == "\\" and at + 1 < end and text[at + 1] in _PUNCTUATION:
             at += 2
