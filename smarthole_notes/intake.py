@@ -3,8 +3,9 @@
 `serve` is ready (address printed, SmartHole registered, messages acked) before the
 pipeline's modules (the agent, the tools, the vault's index, git versioning) are imported:
 until then a message only needs to be stored durably to be acked, so the intake writes it
-to the inbox and holds it. Once the pipeline is built, `open_to` hands it the held messages
-in arrival order, with their arrival times, and every later message goes straight to it.
+to the inbox and holds it. Once the pipeline is built, `open_to` starts it with the held
+messages (recorded at their arrival times, run after what a previous run left) and every
+later message goes straight to it.
 Nothing is lost in between: a held message is already in the inbox, so even a crash before
 the hand-over leaves it for the next start.
 """
@@ -68,10 +69,15 @@ class Intake:
         return await self._pipeline.submit(message)
 
     async def open_to(self, pipeline: Pipeline) -> None:
-        """Hand the held messages to `pipeline` (oldest first) and send it every later one."""
+        """Start `pipeline` with the held messages, then send it every later one.
+
+        Its slow start-up half runs while messages are still stored and held here (their
+        acks never wait for git or the index); then, in a moment no message can slip
+        through, the held ones are recorded at their arrival times and the whole inbox is
+        queued oldest first: what a previous run left before what arrived since."""
+        pipeline.messenger = self._messenger
+        await pipeline.prepare()
         async with self._lock:
-            pipeline.messenger = self._messenger
             held, self._held = self._held, []
-            for message, arrived in held:
-                await pipeline.admit(message, arrived)
+            await pipeline.begin(held)
             self._pipeline = pipeline

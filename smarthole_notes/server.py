@@ -432,6 +432,7 @@ async def serve(options: ServeOptions) -> int:
     with contextlib.suppress(asyncio.CancelledError):
         await http_task
     await site.close()
+    parts.close()
     return 1 if site.failure is not None else 0
 
 
@@ -459,14 +460,16 @@ class LateParts:
             self.vault, settings=self.settings, inbox=self.inbox, store=self.store,
             bus=self.bus, vault_access=Vault(self.vault),
         )  # fmt: skip
-        await intake.open_to(self.pipeline)
-        await self.pipeline.start()
+        await intake.open_to(self.pipeline)  # starts it, with the messages held meanwhile
         return self.pipeline
 
     async def stop(self) -> None:
-        """Let the current message finish (or cancel it: it stays in the inbox), close."""
+        """Let the current message finish (or cancel it: it stays in the inbox)."""
         if self.pipeline is not None:
             await self.pipeline.stop(SHUTDOWN_GRACE_SECONDS)
+
+    def close(self) -> None:
+        """The store, last: after the chat page has stopped serving."""
         if self.store is not None:
             self.store.close()
 

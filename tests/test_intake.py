@@ -13,6 +13,7 @@ from pathlib import Path
 
 from smarthole_notes.inbox import InboxMessage
 from smarthole_notes.intake import Intake
+from smarthole_notes.settings import Settings
 from tests.pipeline_harness import Service
 from tests.standins.anthropic_api import AnthropicStandIn, text_reply
 
@@ -41,11 +42,10 @@ async def test_held_messages_run_in_arrival_order_at_their_arrival_time(
     handed_over = datetime.now(UTC)
 
     # A message arriving during the hand-over goes after the held ones.
-    hand_over = asyncio.create_task(intake.open_to(service.pipeline))
+    hand_over = asyncio.create_task(intake.open_to(service.pipeline))  # starts it
     late = asyncio.create_task(intake.submit(message("m3", "third")))
     await asyncio.gather(hand_over, late)
     assert intake.held == 0
-    await service.start()
     try:
         await service.idle()
         first, second = (service.store.user_message(m) for m in ("m1", "m2"))
@@ -67,7 +67,6 @@ async def test_a_repeated_id_is_stored_once_while_held(
     assert await intake.submit(message("m1", "add eggs"))
     assert not await intake.submit(message("m1", "add eggs"))  # SmartHole re-sent it
     await intake.open_to(service.pipeline)
-    await service.start()
     try:
         await service.idle()
     finally:
@@ -91,7 +90,6 @@ async def test_a_held_message_answered_before_is_not_run_again(
     intake = Intake(again.inbox)
     assert await intake.submit(message("m1", "add eggs"))
     await intake.open_to(again.pipeline)
-    await again.start()
     try:
         await again.idle()
     finally:
@@ -116,3 +114,45 @@ async def test_a_message_held_when_the_process_died_runs_at_the_next_start(
         await restarted.stop()
     assert asked(anthropic_api) == ["add eggs"]
     assert restarted.inbox.pending() == []
+
+
+async def test_what_a_previous_run_left_runs_before_what_arrived_while_loading(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    anthropic_api.script(text_reply("Old."), text_reply("New."))
+    before = Service(vault, anthropic_api)
+    before.inbox.put(message("old", "old message"))  # queued, then the service stopped
+    before.store.close()
+
+    # Git on: the start-up's slow half (the repository) gives the held message every chance
+    # to overtake; it must not.
+    service = Service(vault, anthropic_api, settings=Settings(enable_git_version_control=True))
+    intake = Intake(service.inbox)
+    assert await intake.submit(message("new", "new message"))
+    await intake.open_to(service.pipeline)
+    try:
+        await service.idle()
+        recorded = [service.store.user_message(m) for m in ("old", "new")]
+    finally:
+        await service.stop()
+    assert asked(anthropic_api)[:2] == ["old message", "new message"]
+    assert all(r is not None for r in recorded)
+    assert len([r for r in anthropic_api.requests if r.body.get("stream")]) == 2
+
+
+async def test_a_message_arriving_while_the_pipeline_starts_is_acked_at_once_and_run(
+    anthropic_api: AnthropicStandIn, vault: Path
+) -> None:
+    anthropic_api.script(text_reply("One."), text_reply("Two."))
+    service = Service(vault, anthropic_api, settings=Settings(enable_git_version_control=True))
+    intake = Intake(service.inbox)
+    assert await intake.submit(message("m1", "first"))
+    opening = asyncio.create_task(intake.open_to(service.pipeline))
+    await asyncio.sleep(0)  # the start-up has begun
+    assert await asyncio.wait_for(intake.submit(message("m2", "second")), 5)
+    await opening
+    try:
+        await service.idle()
+    finally:
+        await service.stop()
+    assert asked(anthropic_api)[:2] == ["first", "second"]

@@ -263,3 +263,21 @@ def test_serve_acks_and_keeps_messages_while_the_pipeline_is_still_loading(
     # Recorded when they arrived (before the pipeline's import went on), not when it ran them.
     assert times[0] <= times[1] < serve.resumed[0] and times[1] <= sent
     assert len(anthropic_api.requests) == 2
+
+
+def test_stopping_serve_while_the_pipeline_loads_keeps_the_messages_for_next_time(
+    anthropic_api: AnthropicStandIn, hole: ThreadedSmartHole, tmp_path: Path
+) -> None:
+    serve = SlowServe(
+        tmp_path, anthropic_api, hole, "smarthole_notes.pipeline", PIPELINE_DELAY_SECONDS
+    )
+    try:
+        name = serve.registered_name()
+        hole.run(hole.hole.route(name, "add eggs", message_id="early-1"))
+        serve.acked_at("early-1")
+        assert not serve.resumed_at, "the pipeline loaded too soon for this test"
+    finally:
+        serve.stop()  # SIGTERM while the pipeline is still importing: exit 0
+    assert "Traceback" not in serve.output
+    assert "early-1" in Inbox(inbox_folder(serve.vault))
+    assert anthropic_api.requests == []

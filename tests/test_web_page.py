@@ -353,9 +353,15 @@ async def test_editing_a_message_forks_the_conversation(
         await page.get_by_role("textbox", name="Edit message").press("Enter")
         await expect(page.locator(".msg.assistant", has_text="Answer to the edit.")).to_be_visible()
         await expect(page.locator(".msg")).to_have_count(2)
+        # The two replaced answers were paid for: still in the conversation's total.
+        total = page.locator("section.conversation .boundary .usage-total")
+        branches = re.compile(r"^1 answer \+ earlier branches: ")
+        await expect(total).to_have_text(branches)
+        live = await total.inner_text()
         await page.reload()
         await page.wait_for_selector("body[data-ready='true']")
         texts = await page.locator(".msg .msg-body").all_inner_texts()
+        await expect(total).to_have_text(live)  # the same figures after a reload
     assert texts == ["first request, edited", "Answer to the edit."]
 
 

@@ -1010,6 +1010,17 @@ class ConversationStore:
             )
         return SideCost(job, usage, _dt(_ts(at)), conversation_id)
 
+    def archived_usage(self, conversation_id: str) -> list[Mapping[str, Any]]:
+        """What answers and unanswered attempts cost on the branches edits archived: paid
+        for, though no longer shown."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT usage FROM messages WHERE conversation_id = ? AND branch IS NOT NULL "
+                "AND usage IS NOT NULL ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        return [u for u in (_usage(row["usage"]) for row in rows) if u]
+
     def side_costs(self, conversation_id: str) -> list[SideCost]:
         """What side jobs spent on this conversation, oldest first."""
         with self._read() as conn:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,12 +158,17 @@ class Pipeline:
         if not await asyncio.to_thread(self.inbox.put, message):
             log.info("Message %s is already in the inbox; not queued twice", message.id)
             return False
-        return await self.admit(message)
+        if not await self._still_new(message):
+            return False
+        self._idle.clear()
+        self.states.show(message.id, MessageState("queued"))
+        self._intake.put_nowait((message, self._clock()))
+        if self._intake_task is None or self._intake_task.done():
+            self._intake_task = asyncio.create_task(self._take_in(), name="pipeline-intake")
+        return True
 
-    async def admit(self, message: InboxMessage, arrived: datetime | None = None) -> bool:
-        """Take in a message already stored in the inbox (by `submit`, or by the intake
-        that held it while the pipeline loaded, with its arrival time): record it in the
-        history and queue it. False if it was processed before (it leaves the inbox)."""
+    async def _still_new(self, message: InboxMessage) -> bool:
+        """Not processed before (else it leaves the inbox): announce its arrival."""
         if await asyncio.to_thread(self.store.is_processed, message.id):
             await asyncio.to_thread(self.inbox.remove, message.id)
             log.info("Message %s was already processed; ignored", message.id)
@@ -173,11 +178,6 @@ class Pipeline:
             source=message.source, timestamp=message.timestamp,
             input_method=message.metadata.get("inputMethod", "typed"),
         )  # fmt: skip
-        self._idle.clear()
-        self.states.show(message.id, MessageState("queued"))
-        self._intake.put_nowait((message, arrived or self._clock()))
-        if self._intake_task is None or self._intake_task.done():
-            self._intake_task = asyncio.create_task(self._take_in(), name="pipeline-intake")
         return True
 
     async def _take_in(self) -> None:
@@ -210,10 +210,27 @@ class Pipeline:
         answered-but-undelivered messages are delivered, queued ones run, scheduled retries
         keep their schedule, failed and refused ones wait for the user, and temporary files
         an interrupted write left behind are removed."""
+        await self.prepare()
+        await self.begin()
+
+    async def prepare(self) -> None:
+        """The first, slower half of `start` (git, stale states, clean-up, the index): it
+        touches no message, so messages can still be taken in elsewhere meanwhile."""
         await asyncio.to_thread(self.lifecycle.drop_stale_states)
         await self.commits.versioning_changed()
         self.side_jobs.start(asyncio.to_thread(remove_crash_leftovers, self.vault))
         self.vault_access.start_index()  # search_notes' index: built in a background thread
+
+    async def begin(self, held: Sequence[tuple[InboxMessage, datetime]] = ()) -> None:
+        """The second half of `start`: the messages `held` (already in the inbox, taken in
+        before the pipeline existed) recorded at their arrival times, then every message
+        in the inbox queued oldest first, and the worker started."""
+        for message, arrived in held:
+            if await self._still_new(message):
+                try:
+                    await self.turns.record_request(message, arrived)
+                except Exception:  # the inbox holds it: processing records it again
+                    log.exception("Could not record message %s in the history yet", message.id)
         for message in await asyncio.to_thread(self.inbox.pending):
             if message.state == "queued":
                 self._enqueue(message.id)

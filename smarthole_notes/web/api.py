@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from smarthole_notes.conversations.store import (
+    Conversation,
     ConversationEndedError,
     ConversationNotFoundError,
     MessageNotFoundError,
@@ -44,6 +45,7 @@ from smarthole_notes.web.schemas import (
     ApiKeyView,
     Cancelled,
     ClearHistory,
+    ConversationCosts,
     ConversationPage,
     ConversationView,
     Done,
@@ -207,20 +209,26 @@ class Api:
 
     # ------------------------------------------------------------------ history
 
+    def _costs(self, conversation: Conversation) -> ConversationCosts:
+        """Blocking: what a conversation cost beyond the answers it shows."""
+        store = self.ctx.store
+        return ConversationCosts(
+            side=[c.usage for c in store.side_costs(conversation.id)],
+            archived=store.archived_usage(conversation.id),
+        )
+
     async def conversations(
         self, before: datetime | None, limit: int, with_messages: bool
     ) -> ConversationPage:
         store = self.ctx.store
+        costs = self._costs
         states = self.ctx.pipeline.message_states()
 
         def load() -> list[ConversationView]:
             found = store.list_conversations(before=before, limit=limit)
             if not with_messages:
                 return [ConversationView.of(c, None, states) for c in found]
-            return [
-                ConversationView.of(c, store.messages(c.id), states, store.side_costs(c.id))
-                for c in found
-            ]
+            return [ConversationView.of(c, store.messages(c.id), states, costs(c)) for c in found]
 
         page = await asyncio.to_thread(load)
         next_before = page[-1].started_at if len(page) == limit else None
@@ -228,15 +236,14 @@ class Api:
 
     async def conversation(self, conversation_id: str) -> ConversationView:
         store = self.ctx.store
+        costs = self._costs
         states = self.ctx.pipeline.message_states()
 
         def load() -> ConversationView | None:
             found = store.get(conversation_id)
             if found is None:
                 return None
-            return ConversationView.of(
-                found, store.messages(found.id), states, store.side_costs(found.id)
-            )
+            return ConversationView.of(found, store.messages(found.id), states, costs(found))
 
         try:
             view = await asyncio.to_thread(load)

@@ -9,6 +9,7 @@ SmartHole client's status), and the settings from the `Settings` model itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -29,7 +30,6 @@ from smarthole_notes.conversations.store import (
     InputMethod,
     MessageKind,
     Role,
-    SideCost,
     StoredMessage,
 )
 from smarthole_notes.conversations.store import Source as HistorySource
@@ -319,6 +319,14 @@ class MessageView(BaseModel):
         return cls(**fields)
 
 
+@dataclass(frozen=True)
+class ConversationCosts:
+    """What a conversation cost beyond the messages it shows (usage records)."""
+
+    side: list[Mapping[str, Any]] = field(default_factory=list)
+    archived: list[Mapping[str, Any]] = field(default_factory=list)
+
+
 class ConversationView(BaseModel):
     id: str
     started_at: datetime
@@ -337,10 +345,15 @@ class ConversationView(BaseModel):
         description="what side jobs (summary, retrospection, commit messages) cost for it "
         "(with `messages` only)",
     )
+    archived_usage: UsageView | None = Field(
+        default=None,
+        description="what answers and attempts cost on the branches edits archived "
+        "(with `messages` only)",
+    )
     usage_total: UsageView | None = Field(
         default=None,
         description="everything it cost: its answers, its requests' attempts without an "
-        "answer and its side jobs (with `messages` only)",
+        "answer, its side jobs and its archived branches (with `messages` only)",
     )
 
     @classmethod
@@ -349,7 +362,7 @@ class ConversationView(BaseModel):
         conversation: Conversation,
         messages: list[StoredMessage] | None,
         states: dict[str, MessageState],
-        side_costs: list[SideCost] | None = None,
+        costs: ConversationCosts | None = None,
     ) -> ConversationView:
         fields: dict[str, Any] = {
             "id": conversation.id,
@@ -366,9 +379,13 @@ class ConversationView(BaseModel):
             inbox_ids = {m.row_id: m.message_id for m in messages}
             views = [MessageView.of(m, inbox_ids, states) for m in messages]
             fields["messages"] = views
-            side = [u for u in (usage_view(c.usage) for c in side_costs or ()) if u]
+            costs = costs or ConversationCosts()
+            side = [u for u in map(usage_view, costs.side) if u]
+            archived = [u for u in map(usage_view, costs.archived) if u]
             fields["side_usage"] = UsageView.total(side)
-            fields["usage_total"] = UsageView.total([v.usage for v in views if v.usage] + side)
+            fields["archived_usage"] = UsageView.total(archived)
+            shown = [v.usage for v in views if v.usage]
+            fields["usage_total"] = UsageView.total(shown + side + archived)
         return cls(**fields)
 
 

@@ -17,6 +17,7 @@ function conversationSection(conversation) {
   section.setAttribute("aria-label", title);
   for (const message of conversation.messages || []) section.lastChild.append(messageNode(message, conversation));
   section.sideUsages = conversation.side_usage ? [conversation.side_usage] : [];
+  section.archivedUsages = conversation.archived_usage ? [conversation.archived_usage] : [];
   updateTotal(section);
   return section;
 }
@@ -118,6 +119,10 @@ export async function syncActive(messageId) {
       }
       last.dataset.active = "false";
       $("#conversations").append(fresh);
+      fresh.sideUsages = [];
+      fresh.archivedUsages = [];
+      updateTotal(last); // what moved counts in the new conversation now
+      updateTotal(fresh);
     }
   }
   const current = sections();
@@ -137,12 +142,16 @@ export async function syncActive(messageId) {
 export async function onSideCost(event) {
   if (!event.conversation_id) return;
   const find = () => document.querySelector(`#conversations > section.conversation[data-id="${cssEscape(event.conversation_id)}"]`);
-  let section = find();
-  if (!section) {
-    await syncActive(); // a conversation shown live may not know its id yet
-    section = find();
+  try {
+    let section = find();
+    if (!section && document.querySelector("#conversations > section.conversation[data-id='']")) {
+      await syncActive(); // a conversation shown live may not know its id yet
+      section = find();
+    }
+    if (!section) return; // not on the page: the history shows it when loaded
+    section.sideUsages = [...(section.sideUsages || []), event.usage];
+    updateTotal(section);
+  } catch (error) {
+    console.warn("side cost not shown", error);
   }
-  if (!section) return;
-  section.sideUsages = [...(section.sideUsages || []), event.usage];
-  updateTotal(section);
 }

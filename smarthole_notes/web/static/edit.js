@@ -1,6 +1,7 @@
 // Editing a sent message: the message and what follows become an archived branch.
 import { api } from "./api.js";
 import { $, el, notice } from "./dom.js";
+import { updateTotal } from "./messages.js";
 
 // ------------------------------------------------------------------ edit and fork
 
@@ -28,7 +29,14 @@ export function startEdit(node) {
       notice(error.message);
       return;
     }
+    // What the archived branch cost was paid: it stays in the conversation's total.
+    const section = node.closest("section.conversation");
+    const paid = archived.map((old) => old.usage).filter(Boolean);
     for (const old of archived) old.remove();
+    if (section) {
+      section.archivedUsages = [...(section.archivedUsages || []), ...paid];
+      updateTotal(section);
+    }
   };
   const box = el(
     "div",

@@ -179,7 +179,8 @@ export function updateTotal(section) {
   const answers = [...section.querySelectorAll(".msg.assistant")].map((n) => n.usage).filter(Boolean);
   const unanswered = [...section.querySelectorAll(".msg.user")].map((n) => n.usage).filter(Boolean);
   const side = section.sideUsages || [];
-  const usages = [...answers, ...unanswered, ...side];
+  const archived = section.archivedUsages || [];
+  const usages = [...answers, ...unanswered, ...side, ...archived];
   let total = section.querySelector(".boundary .usage-total");
   if (!usages.length) {
     if (total) total.remove();
@@ -197,9 +198,11 @@ export function updateTotal(section) {
   const counted = [`${answers.length} answer${answers.length === 1 ? "" : "s"}`];
   if (unanswered.length) counted.push("unanswered attempts");
   if (side.length) counted.push("side jobs");
+  if (archived.length) counted.push("earlier branches");
   total.textContent = `${counted.join(" + ")}: ${usageText(sum)}`;
   const sideNote = side.length ? "\nSide jobs: the conversation's summary, retrospection and commit messages" : "";
-  total.title = usageTitle(sum) + sideNote;
+  const archivedNote = archived.length ? "\nEarlier branches: answers and attempts an edit replaced" : "";
+  total.title = usageTitle(sum) + sideNote + archivedNote;
 }
 
 function changedFiles(tools) {
