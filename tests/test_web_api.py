@@ -554,3 +554,39 @@ def test_the_page_keeps_no_copy_of_the_tool_catalog_or_the_settings() -> None:
     helps = [schema["description"] for schema in settings_schema()["properties"].values()]
     assert not any(help_text in scripts for help_text in helps)
     assert "Idle timeout (minutes)" not in scripts
+
+
+async def test_spending_counts_this_months_answers_failed_attempts_and_side_jobs(
+    service: WebService, anthropic_api: AnthropicStandIn
+) -> None:
+    store = service.store
+    now = datetime.now(UTC)
+    last_month = now - timedelta(days=40)
+    cost = {"model": "claude-haiku-4-5", "input_tokens": 1000, "output_tokens": 10}
+    active, _ = store.begin_message(last_month, timedelta(minutes=30))
+    old = store.add_message(active.id, "user", "old", source="chat", at=last_month)
+    store.add_message(active.id, "assistant", "old answer", source="chat", at=last_month,
+                      usage={**cost, "cost_usd": 1.0})  # fmt: skip
+    store.add_usage(old.row_id, {**cost, "cost_usd": 1.0})
+    store.end_conversation(active.id, "explicit", last_month)
+    active, _ = store.begin_message(now, timedelta(minutes=30))
+    asked = store.add_message(active.id, "user", "new", source="chat", at=now)
+    store.add_message(active.id, "assistant", "answer", source="chat", at=now,
+                      usage={**cost, "cost_usd": 0.25})  # fmt: skip
+    store.add_usage(asked.row_id, {**cost, "cost_usd": 0.5})  # an attempt that failed
+    store.add_side_cost("summary", {**cost, "cost_usd": 0.125}, at=now, conversation_id=active.id)
+    store.add_side_cost("routing_description", {**cost, "cost_usd": 0.125}, at=now)
+    async with service.http() as http:
+        spending = (await http.get("/api/spending")).json()
+        conversation = (await http.get(f"/api/conversations/{active.id}")).json()
+    since = datetime.fromisoformat(spending["since"])
+    assert since.day == 1 and since.hour == 0 and since <= now
+    assert spending["usage"]["cost_usd"] == 1.0  # 0.25 + 0.5 + 0.125 + 0.125, not last month
+    assert spending["usage"]["input_tokens"] == 4000
+    assert conversation["side_usage"]["cost_usd"] == 0.125
+    assert conversation["usage_total"]["cost_usd"] == 0.875  # no routing description in it
+
+
+async def test_spending_is_null_when_nothing_was_spent(service: WebService) -> None:
+    async with service.http() as http:
+        assert (await http.get("/api/spending")).json()["usage"] is None

@@ -366,6 +366,10 @@ async def test_each_answer_shows_its_cost_and_the_conversation_its_total(
             await reload(page)
         await page.locator("#settings-button").click()
         await expect(page.locator("#index-status")).to_have_text(re.compile(r"[Ii]ndex"))
+        # This month's spending: the two answers, with tokens and an estimated price.
+        await expect(page.locator("#spending")).to_have_text(
+            re.compile(r"^About \$\d+\.\d\d since \d+ \w+: [\d,]+ in · [\d,]+ out\. Estimated")
+        )
 
 
 async def test_a_request_that_failed_after_a_round_shows_what_it_cost(

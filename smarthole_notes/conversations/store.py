@@ -1010,6 +1010,19 @@ class ConversationStore:
             )
         return SideCost(job, usage, _dt(_ts(at)), conversation_id)
 
+    def usage_since(self, since: datetime) -> list[Mapping[str, Any]]:
+        """Every cost kept from `since` on: answers, unanswered attempts (dated by their
+        request's arrival), archived branches and side jobs. What retention or a cleared
+        history removed is gone from it too."""
+        at = _ts(since)
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT usage FROM messages WHERE usage IS NOT NULL AND created_at >= ? "
+                "UNION ALL SELECT usage FROM side_costs WHERE created_at >= ?",
+                (at, at),
+            ).fetchall()
+        return [u for u in (_usage(row["usage"]) for row in rows) if u]
+
     def archived_usage(self, conversation_id: str) -> list[Mapping[str, Any]]:
         """What answers and unanswered attempts cost on the branches edits archived: paid
         for, though no longer shown."""

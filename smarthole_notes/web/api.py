@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from smarthole_notes.clock import local_zone
 from smarthole_notes.conversations.store import (
     Conversation,
     ConversationEndedError,
@@ -64,8 +65,11 @@ from smarthole_notes.web.schemas import (
     SettingsUpdate,
     SettingsView,
     SmartHoleView,
+    Spending,
     StateFields,
     Status,
+    UsageView,
+    usage_view,
 )
 
 log = logging.getLogger(__name__)
@@ -216,6 +220,14 @@ class Api:
             side=[c.usage for c in store.side_costs(conversation.id)],
             archived=store.archived_usage(conversation.id),
         )
+
+    async def spending(self, now: datetime | None = None) -> Spending:
+        zone, _name = local_zone()
+        local = (now or datetime.now(UTC)).astimezone(zone)
+        since = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        records = await asyncio.to_thread(self.ctx.store.usage_since, since)
+        views = [u for u in map(usage_view, records) if u]
+        return Spending(since=since, usage=UsageView.total(views))
 
     async def conversations(
         self, before: datetime | None, limit: int, with_messages: bool
@@ -418,6 +430,16 @@ router = APIRouter()
 )
 async def get_status(api: ApiDep) -> Status:
     return await api.status()
+
+
+@router.get(
+    "/api/spending",
+    operation_id="getSpending",
+    summary="What the service spent this month (estimated from list prices)",
+    responses=_errors(),
+)
+async def get_spending(api: ApiDep) -> Spending:
+    return await api.spending()
 
 
 @router.post(

@@ -319,6 +319,15 @@ class MessageView(BaseModel):
         return cls(**fields)
 
 
+class Spending(BaseModel):
+    """What the service spent since the start of this month (local time), estimated from
+    the price table: answers, attempts without an answer, side jobs. It counts what the
+    history still holds (retention and a cleared history take their share with them)."""
+
+    since: datetime
+    usage: UsageView | None = Field(description="null when nothing was spent")
+
+
 @dataclass(frozen=True)
 class ConversationCosts:
     """What a conversation cost beyond the messages it shows (usage records)."""

@@ -2,6 +2,7 @@ import { api } from "./api.js";
 import { loadHistory } from "./conversations.js";
 import { $, cssEscape, el, notice } from "./dom.js";
 import { loadModels, showBanner } from "./header.js";
+import { usageText } from "./messages.js";
 import { state } from "./state.js";
 
 // ------------------------------------------------------------------ settings
@@ -243,6 +244,26 @@ export async function openSettings() {
   }
   if (!dialog.open) dialog.showModal();
   showIndexStatus();
+  showSpending();
+}
+
+// "About $1.23 since 1 November: 412k in · 8k out …": this month's answers, failed
+// attempts and side jobs, as the history keeps them.
+async function showSpending() {
+  const line = $("#spending");
+  try {
+    const spending = await api("GET", "/api/spending");
+    const since = new Date(spending.since).toLocaleDateString([], { day: "numeric", month: "long" });
+    if (!spending.usage) {
+      line.textContent = `Nothing spent since ${since}.`;
+      return;
+    }
+    const cost = spending.usage.cost_usd;
+    const price = cost === null || cost === undefined ? "No price is known for a model used" : `About $${cost.toFixed(2)}`;
+    line.textContent = `${price} since ${since}: ${usageText({ ...spending.usage, cost_usd: null })}. Estimated from list prices: answers, failed attempts and side jobs (summaries, commit messages), for the conversations still kept.`;
+  } catch (error) {
+    line.textContent = `Spending unavailable: ${error.message}`;
+  }
 }
 
 // "2,324 notes indexed, last change taken in at 10:42": what search_notes searches.
