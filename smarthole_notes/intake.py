@@ -79,5 +79,10 @@ class Intake:
         await pipeline.prepare()
         async with self._lock:
             held, self._held = self._held, []
-            await pipeline.begin(held)
+            try:
+                await pipeline.begin(held)
+            except BaseException:
+                self._held = held + self._held  # still held (and in the inbox)
+                raise
+            pipeline.messenger = self._messenger  # SmartHole may have been rebuilt meanwhile
             self._pipeline = pipeline

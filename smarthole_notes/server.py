@@ -429,10 +429,12 @@ async def serve(options: ServeOptions) -> int:
         await build
     await parts.stop()
     http.should_exit = True
-    with contextlib.suppress(asyncio.CancelledError):
-        await http_task
-    await site.close()
-    parts.close()
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await http_task
+        await site.close()
+    finally:
+        parts.close()
     return 1 if site.failure is not None else 0
 
 

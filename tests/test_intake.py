@@ -136,7 +136,9 @@ async def test_what_a_previous_run_left_runs_before_what_arrived_while_loading(
     finally:
         await service.stop()
     assert asked(anthropic_api)[:2] == ["old message", "new message"]
-    assert all(r is not None for r in recorded)
+    old, new = recorded
+    assert old is not None and new is not None
+    assert old.row_id < new.row_id and old.created_at <= new.created_at  # history order too
     assert len([r for r in anthropic_api.requests if r.body.get("stream")]) == 2
 
 

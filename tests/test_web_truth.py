@@ -368,7 +368,7 @@ async def test_each_answer_shows_its_cost_and_the_conversation_its_total(
         await expect(page.locator("#index-status")).to_have_text(re.compile(r"[Ii]ndex"))
         # This month's spending: the two answers, with tokens and an estimated price.
         await expect(page.locator("#spending")).to_have_text(
-            re.compile(r"^About \$\d+\.\d\d since \d+ \w+: [\d,]+ in · [\d,]+ out\. Estimated")
+            re.compile(r"^About \$\d+\.\d+ since \d+ \w+: [\d,]+ in · [\d,]+ out\. Estimated")
         )
 
 

@@ -222,17 +222,23 @@ class Pipeline:
         self.vault_access.start_index()  # search_notes' index: built in a background thread
 
     async def begin(self, held: Sequence[tuple[InboxMessage, datetime]] = ()) -> None:
-        """The second half of `start`: the messages `held` (already in the inbox, taken in
-        before the pipeline existed) recorded at their arrival times, then every message
-        in the inbox queued oldest first, and the worker started."""
-        for message, arrived in held:
-            if await self._still_new(message):
-                try:
+        """The second half of `start`: every message queued in the inbox (what a previous
+        run left, then the ones `held` before the pipeline existed) recorded in the history
+        at its arrival time and queued, oldest first; the others shown in their states;
+        the worker started."""
+        arrivals = {message.id: arrived for message, arrived in held}
+        for message, _ in held:
+            if not await self._still_new(message):
+                arrivals.pop(message.id)
+        for message in await asyncio.to_thread(self.inbox.pending):
+            if message.state == "queued":
+                arrived = arrivals.get(message.id) or datetime.fromtimestamp(
+                    message.received_ns / 1e9, UTC
+                )
+                try:  # in arrival order, so the history shows them in that order too
                     await self.turns.record_request(message, arrived)
                 except Exception:  # the inbox holds it: processing records it again
                     log.exception("Could not record message %s in the history yet", message.id)
-        for message in await asyncio.to_thread(self.inbox.pending):
-            if message.state == "queued":
                 self._enqueue(message.id)
             elif message.state == "waiting_for_key" and self.access.key() is not None:
                 await self.states.store(message.id, "queued")

@@ -148,7 +148,7 @@ export function assistantMessage(message) {
 
 const count = (n) => (n >= 10000 ? `${Math.round(n / 1000)}k` : n.toLocaleString());
 
-function money(usd) {
+export function money(usd) {
   if (usd === null || usd === undefined) return "";
   return usd < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
 }

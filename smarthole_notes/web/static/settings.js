@@ -2,7 +2,7 @@ import { api } from "./api.js";
 import { loadHistory } from "./conversations.js";
 import { $, cssEscape, el, notice } from "./dom.js";
 import { loadModels, showBanner } from "./header.js";
-import { usageText } from "./messages.js";
+import { money, usageText } from "./messages.js";
 import { state } from "./state.js";
 
 // ------------------------------------------------------------------ settings
@@ -253,13 +253,14 @@ async function showSpending() {
   const line = $("#spending");
   try {
     const spending = await api("GET", "/api/spending");
-    const since = new Date(spending.since).toLocaleDateString([], { day: "numeric", month: "long" });
+    // The service's own calendar day (its local midnight), whatever this browser's zone.
+    const since = new Date(`${spending.since.slice(0, 10)}T00:00:00Z`).toLocaleDateString([], { day: "numeric", month: "long", timeZone: "UTC" });
     if (!spending.usage) {
       line.textContent = `Nothing spent since ${since}.`;
       return;
     }
     const cost = spending.usage.cost_usd;
-    const price = cost === null || cost === undefined ? "No price is known for a model used" : `About $${cost.toFixed(2)}`;
+    const price = cost === null || cost === undefined ? "No price is known for a model used" : `About ${money(cost)}`;
     line.textContent = `${price} since ${since}: ${usageText({ ...spending.usage, cost_usd: null })}. Estimated from list prices: answers, failed attempts and side jobs (summaries, commit messages), for the conversations still kept.`;
   } catch (error) {
     line.textContent = `Spending unavailable: ${error.message}`;
