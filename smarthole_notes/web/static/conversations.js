@@ -41,6 +41,7 @@ export function activeMessages() {
 export async function loadHistory(keepLive = true) {
   const page = await api("GET", `/api/conversations?limit=${HISTORY_PAGE}&messages=true`);
   const container = $("#conversations");
+  unplacedSideCosts.clear(); // the history counts them all
   const live = keepLive ? container.querySelectorAll(".msg") : [];
   container.replaceChildren(...page.conversations.slice().reverse().map(conversationSection));
   // Messages that arrived while the page loaded (not yet in the fetched history) stay.
@@ -136,22 +137,32 @@ export async function syncActive(messageId) {
     }
     if (section && !conversation.active) section.dataset.active = "false";
   }
+  placeSideCosts();
+}
+
+// Side costs of a conversation not on the page yet (a live one the page has not split off
+// or identified): placed when its section appears.
+const unplacedSideCosts = new Map();
+
+function placeSideCosts() {
+  for (const [id, usages] of unplacedSideCosts) {
+    const section = document.querySelector(`#conversations > section.conversation[data-id="${cssEscape(id)}"]`);
+    if (!section) continue;
+    section.sideUsages = [...(section.sideUsages || []), ...usages];
+    unplacedSideCosts.delete(id);
+    updateTotal(section);
+  }
 }
 
 // A side job (summary, retrospection, commit message) of a conversation was billed.
 export async function onSideCost(event) {
   if (!event.conversation_id) return;
-  const find = () => document.querySelector(`#conversations > section.conversation[data-id="${cssEscape(event.conversation_id)}"]`);
+  const id = event.conversation_id;
+  unplacedSideCosts.set(id, [...(unplacedSideCosts.get(id) || []), event.usage]);
   try {
-    let section = find();
-    if (!section && document.querySelector("#conversations > section.conversation[data-id='']")) {
-      await syncActive(); // a conversation shown live may not know its id yet
-      section = find();
-    }
-    if (!section) return; // not on the page: the history shows it when loaded
-    section.sideUsages = [...(section.sideUsages || []), event.usage];
-    updateTotal(section);
+    placeSideCosts();
+    if (unplacedSideCosts.has(id)) await syncActive(); // places it if it is the newest
   } catch (error) {
-    console.warn("side cost not shown", error);
+    console.warn("side cost not shown yet", error);
   }
 }
