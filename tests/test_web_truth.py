@@ -54,6 +54,16 @@ async def keyless(
         yield svc
 
 
+@pytest_asyncio.fixture(loop_scope="module")
+async def keyed(
+    anthropic_api: AnthropicStandIn, vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[WebService]:
+    """The service with the test key (from an isolated configuration folder)."""
+    isolated_credentials(monkeypatch, tmp_path / "config")
+    async with WebService(vault, anthropic_api) as svc:
+        yield svc
+
+
 async def reload(page: Page) -> None:
     await page.reload()
     await page.wait_for_selector("body[data-ready='true'][data-live='true']")
@@ -339,18 +349,10 @@ async def test_saving_settings_writes_what_the_form_shows(
 
 
 async def test_each_answer_shows_its_cost_and_the_conversation_its_total(
-    browser: Browser,
-    anthropic_api: AnthropicStandIn,
-    vault: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    browser: Browser, anthropic_api: AnthropicStandIn, keyed: WebService
 ) -> None:
-    isolated_credentials(monkeypatch, tmp_path / "config")
     anthropic_api.script(text_reply("First answer."), text_reply("Second answer."))
-    async with (
-        WebService(vault, anthropic_api) as service,
-        chat_page(browser, service, **PAGE_OPTIONS) as page,
-    ):
+    async with chat_page(browser, keyed, **PAGE_OPTIONS) as page:
         await send(page, "hello")
         await expect(page.locator(".msg.assistant", has_text="First answer.")).to_be_visible()
         await send(page, "and again")
@@ -373,21 +375,13 @@ async def test_each_answer_shows_its_cost_and_the_conversation_its_total(
 
 
 async def test_a_request_that_failed_after_a_round_shows_what_it_cost(
-    browser: Browser,
-    anthropic_api: AnthropicStandIn,
-    vault: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    browser: Browser, anthropic_api: AnthropicStandIn, keyed: WebService
 ) -> None:
-    isolated_credentials(monkeypatch, tmp_path / "config")
     anthropic_api.script(
         tool_reply("list_files", {"path": ""}, usage={"input_tokens": 1200, "output_tokens": 30}),
         *[status_reply(500)] * 3,
     )
-    async with (
-        WebService(vault, anthropic_api) as service,
-        chat_page(browser, service, **PAGE_OPTIONS) as page,
-    ):
+    async with chat_page(browser, keyed, **PAGE_OPTIONS) as page:
         await send(page, "tidy my notes")
         for _ in range(2):  # live, then after a reload
             line = page.locator(".msg.user .usage")
@@ -403,13 +397,8 @@ async def test_a_request_that_failed_after_a_round_shows_what_it_cost(
 
 
 async def test_a_conversations_total_counts_its_summary(
-    browser: Browser,
-    anthropic_api: AnthropicStandIn,
-    vault: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    browser: Browser, anthropic_api: AnthropicStandIn, keyed: WebService
 ) -> None:
-    isolated_credentials(monkeypatch, tmp_path / "config")
     anthropic_api.script(
         tool_reply("end_conversation", {}, usage={"input_tokens": 1000, "output_tokens": 10}),
         text_reply("Bye!", usage={"input_tokens": 1000, "output_tokens": 10}),
@@ -418,10 +407,7 @@ async def test_a_conversations_total_counts_its_summary(
             usage={"input_tokens": 500, "output_tokens": 25},
         ),
     )
-    async with (
-        WebService(vault, anthropic_api) as service,
-        chat_page(browser, service, **PAGE_OPTIONS) as page,
-    ):
+    async with chat_page(browser, keyed, **PAGE_OPTIONS) as page:
         await send(page, "thanks, bye")
         await expect(page.locator(".msg.assistant", has_text="Bye!")).to_be_visible()
         total = page.locator("section.conversation .boundary .usage-total").first
