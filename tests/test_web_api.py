@@ -151,8 +151,11 @@ async def test_conversations_page_back_from_newest_with_titles(service: WebServi
 async def test_editing_a_message_forks_the_conversation_and_sends_the_new_text(
     service: WebService, anthropic_api: AnthropicStandIn
 ) -> None:
+    paid = {"input_tokens": 1000, "output_tokens": 10}
     anthropic_api.script(
-        text_reply("First answer."), text_reply("Second answer."), text_reply("Edited answer.")
+        text_reply("First answer.", usage=paid),
+        text_reply("Second answer.", usage=paid),
+        text_reply("Edited answer.", usage={"input_tokens": 500, "output_tokens": 5}),
     )
     async with service.http() as http:
         first = (await http.post("/api/messages", json={"text": "first"})).json()["id"]
@@ -170,6 +173,11 @@ async def test_editing_a_message_forks_the_conversation_and_sends_the_new_text(
     assert [m["content"] for m in messages] == ["first, edited", "Edited answer."]
     archived = service.store.messages(messages[0]["conversation_id"], include_archived=True)
     assert len(archived) == 6
+    # The replaced answers were paid for: kept apart, and in the conversation's total.
+    conversation = history["conversations"][0]
+    assert conversation["archived_usage"]["input_tokens"] == 2000
+    assert conversation["usage_total"]["input_tokens"] == 2500
+    assert conversation["usage_total"]["output_tokens"] == 25
 
 
 async def test_editing_while_the_agent_works_is_refused(
