@@ -9,11 +9,13 @@ import tomllib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 import smarthole_notes.web
+import smarthole_notes.web.api
 from smarthole_notes.credentials import credentials_path
 from smarthole_notes.settings import SETTING_KEYS, settings_path, settings_schema
 from smarthole_notes.tools.catalog import NOTE_WRITING_TOOLS
@@ -598,3 +600,23 @@ async def test_spending_counts_this_months_answers_failed_attempts_and_side_jobs
 async def test_spending_is_null_when_nothing_was_spent(service: WebService) -> None:
     async with service.http() as http:
         assert (await http.get("/api/spending")).json()["usage"] is None
+
+
+async def test_spending_starts_at_local_midnight_on_the_first(
+    service: WebService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone = ZoneInfo("America/New_York")
+    monkeypatch.setattr(smarthole_notes.web.api, "local_zone", lambda: (zone, "America/New_York"))
+    now = datetime.now(zone)
+    since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    cost = {"model": "claude-haiku-4-5", "input_tokens": 100, "output_tokens": 1}
+    store = service.store
+    # A minute before New York's month began (already this month in UTC): not counted.
+    store.add_side_cost("routing_description", {**cost, "cost_usd": 1.0},
+                        at=since - timedelta(minutes=1))  # fmt: skip
+    store.add_side_cost("routing_description", {**cost, "cost_usd": 0.5},
+                        at=since + timedelta(minutes=1))  # fmt: skip
+    async with service.http() as http:
+        spending = (await http.get("/api/spending")).json()
+    assert datetime.fromisoformat(spending["since"]) == since
+    assert spending["usage"]["cost_usd"] == 0.5
