@@ -139,3 +139,20 @@ def test_database_from_a_newer_release_is_refused_not_misread(tmp_path: Path) ->
         conn.execute("PRAGMA user_version = 7")
     with pytest.raises(SchemaError, match="newer than this release"):
         ConversationStore(path)
+
+
+def test_the_spending_ledger_starts_with_the_answers_already_paid_for(tmp_path: Path) -> None:
+    path = default_path(tmp_path)
+    first_release_database(path)
+    with ConversationStore(path, migrations=MIGRATIONS[:2]):
+        pass  # at schema 2: answers carry their usage, there is no ledger yet
+    paid = '{"model": "claude-haiku-4-5", "input_tokens": 900, "output_tokens": 9}'
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE messages SET usage = ? WHERE role = 'assistant'", (paid,))
+        conn.execute("UPDATE messages SET usage = ? WHERE role = 'user'", (paid,))
+    with ConversationStore(path) as store:
+        spent = store.usage_since(T0 - timedelta(days=1))
+        store.clear_all()
+        kept = store.usage_since(T0 - timedelta(days=1))
+    assert [u["input_tokens"] for u in spent] == [900]  # the answer's bill, once
+    assert kept == spent  # a cleared history leaves the ledger whole

@@ -577,13 +577,13 @@ async def test_spending_counts_this_months_answers_failed_attempts_and_side_jobs
     old = store.add_message(active.id, "user", "old", source="chat", at=last_month)
     store.add_message(active.id, "assistant", "old answer", source="chat", at=last_month,
                       usage={**cost, "cost_usd": 1.0})  # fmt: skip
-    store.add_usage(old.row_id, {**cost, "cost_usd": 1.0})
+    store.add_usage(old.row_id, {**cost, "cost_usd": 1.0}, at=last_month)
     store.end_conversation(active.id, "explicit", last_month)
     active, _ = store.begin_message(now, timedelta(minutes=30))
     asked = store.add_message(active.id, "user", "new", source="chat", at=now)
     store.add_message(active.id, "assistant", "answer", source="chat", at=now,
                       usage={**cost, "cost_usd": 0.25})  # fmt: skip
-    store.add_usage(asked.row_id, {**cost, "cost_usd": 0.5})  # an attempt that failed
+    store.add_usage(asked.row_id, {**cost, "cost_usd": 0.5}, at=now)  # an attempt that failed
     store.add_side_cost("summary", {**cost, "cost_usd": 0.125}, at=now, conversation_id=active.id)
     store.add_side_cost("routing_description", {**cost, "cost_usd": 0.125}, at=now)
     async with service.http() as http:
@@ -595,6 +595,9 @@ async def test_spending_counts_this_months_answers_failed_attempts_and_side_jobs
     assert spending["usage"]["input_tokens"] == 4000
     assert conversation["side_usage"]["cost_usd"] == 0.125
     assert conversation["usage_total"]["cost_usd"] == 0.875  # no routing description in it
+    store.clear_all()  # the history goes; what was paid this month stays
+    async with service.http() as http:
+        assert (await http.get("/api/spending")).json()["usage"]["cost_usd"] == 1.0
 
 
 async def test_spending_is_null_when_nothing_was_spent(service: WebService) -> None:

@@ -360,9 +360,23 @@ CREATE TABLE side_costs (
     created_at TEXT NOT NULL
 );
 CREATE INDEX side_costs_by_conversation ON side_costs (conversation_id);
+
+CREATE TABLE spending (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    usage TEXT NOT NULL
+);
+CREATE INDEX spending_by_time ON spending (at);
+INSERT INTO spending (at, kind, usage)
+    SELECT created_at, 'answer', usage FROM messages
+    WHERE usage IS NOT NULL AND role = 'assistant' ORDER BY id;
 """
 """What side jobs cost (`SIDE_JOBS`): billed like answers, answering no one. Kept with the
-conversation they served (none for a routing description), so its total is complete."""
+conversation they served (none for a routing description), so its total is complete.
+`spending`: every bill once, when it was paid (answers, attempts without an answer, side
+jobs), apart from the history: retention and a cleared history leave it whole (it holds no
+text), so a month's spending stays true."""
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (MIGRATION_1, MIGRATION_2, MIGRATION_3)
 """Applied in order from the first release; `PRAGMA user_version` counts those applied.
@@ -500,6 +514,14 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         reply_to=row["reply_to"],
         kind=cast(MessageKind, row["kind"]),
         usage=_usage(row["usage"]),
+    )
+
+
+def _spent(conn: sqlite3.Connection, at: datetime, kind: str, usage: Mapping[str, Any]) -> None:
+    """One bill in the `spending` ledger (inside the caller's transaction)."""
+    conn.execute(
+        "INSERT INTO spending (at, kind, usage) VALUES (?, ?, ?)",
+        (_ts(at), kind, json.dumps(dict(usage))),
     )
 
 
@@ -870,6 +892,8 @@ class ConversationStore:
                 None if new.usage is None else json.dumps(dict(new.usage)),
             ),
         )
+        if new.usage is not None and new.role == "assistant":  # an answer's bill, once
+            _spent(conn, _dt(created_at), new.kind, new.usage)
         if new.role != "system":
             conn.execute(
                 "UPDATE conversations SET last_activity_at = MAX(last_activity_at, ?) WHERE id = ?",
@@ -970,10 +994,12 @@ class ConversationStore:
             ).fetchone()
         return None if row is None else _message(row)
 
-    def add_usage(self, row_id: int, usage: Mapping[str, Any]) -> dict[str, Any] | None:
+    def add_usage(
+        self, row_id: int, usage: Mapping[str, Any], *, at: datetime | None = None
+    ) -> dict[str, Any] | None:
         """Add what an attempt cost that ended without an answer (failed, refused, stopped)
         to its request's record: a request's `usage` is the sum over such attempts. The
-        new sum (None if the request is gone)."""
+        new sum (None if the request is gone). Counted in `spending` at `at` (now)."""
         with self._write() as conn:
             row = conn.execute("SELECT usage FROM messages WHERE id = ?", (row_id,)).fetchone()
             if row is None:
@@ -981,6 +1007,7 @@ class ConversationStore:
             before = _usage(row["usage"])
             total = sum_usage_records([before, usage] if before else [usage])
             conn.execute("UPDATE messages SET usage = ? WHERE id = ?", (json.dumps(total), row_id))
+            _spent(conn, at or datetime.now(UTC), "unanswered", usage)
             return total
 
     def add_side_cost(
@@ -1008,18 +1035,15 @@ class ConversationStore:
                 "VALUES (?, ?, ?, ?)",
                 (conversation_id, job, json.dumps(dict(usage)), _ts(at)),
             )
+            _spent(conn, at, job, usage)
         return SideCost(job, usage, _dt(_ts(at)), conversation_id)
 
     def usage_since(self, since: datetime) -> list[Mapping[str, Any]]:
-        """Every cost kept from `since` on: answers, unanswered attempts (dated by their
-        request's arrival), archived branches and side jobs. What retention or a cleared
-        history removed is gone from it too."""
-        at = _ts(since)
+        """Every bill paid from `since` on (answers, attempts without an answer, side jobs),
+        whatever retention or a cleared history has removed from the history since."""
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT usage FROM messages WHERE usage IS NOT NULL AND created_at >= ? "
-                "UNION ALL SELECT usage FROM side_costs WHERE created_at >= ?",
-                (at, at),
+                "SELECT usage FROM spending WHERE at >= ? ORDER BY id", (_ts(since),)
             ).fetchall()
         return [u for u in (_usage(row["usage"]) for row in rows) if u]
 
@@ -1135,6 +1159,8 @@ class ConversationStore:
 
     def clear_all(self) -> None:
         """Delete every conversation, message, branch and state, and scrub them from the file.
+
+        The `spending` ledger stays: it holds no text, and a month's spending is still true.
 
         The user asked for the history to be gone, so the file is vacuumed and the WAL
         truncated: the deleted text does not linger in free pages.

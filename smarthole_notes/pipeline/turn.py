@@ -178,7 +178,9 @@ class Turns:
             unanswered += run.result.usage
         if unanswered.total_input_tokens or unanswered.output_tokens:
             record = unanswered.to_dict(self._settings().model)  # priced as answers are
-            total = await asyncio.to_thread(self._store.add_usage, request.row_id, record)
+            total = await asyncio.to_thread(
+                self._store.add_usage, request.row_id, record, at=self._clock()
+            )
             if total is not None:
                 self._bus.publish("request_cost", message_id=message.id, usage=total)
         return run

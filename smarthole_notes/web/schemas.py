@@ -321,8 +321,8 @@ class MessageView(BaseModel):
 
 class Spending(BaseModel):
     """What the service spent since the start of this month (local time), estimated from
-    the price table: answers, attempts without an answer, side jobs. It counts what the
-    history still holds (retention and a cleared history take their share with them)."""
+    the price table: answers, attempts without an answer, side jobs. Kept apart from the
+    history: retention and a cleared history do not change it."""
 
     since: datetime
     usage: UsageView | None = Field(description="null when nothing was spent")

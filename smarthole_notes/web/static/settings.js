@@ -248,7 +248,7 @@ export async function openSettings() {
 }
 
 // "About $1.23 since 1 November: 412k in · 8k out …": this month's answers, failed
-// attempts and side jobs, as the history keeps them.
+// attempts and side jobs (kept apart from the history: clearing it does not change this).
 async function showSpending() {
   const line = $("#spending");
   try {
@@ -261,7 +261,7 @@ async function showSpending() {
     }
     const cost = spending.usage.cost_usd;
     const price = cost === null || cost === undefined ? "No price is known for a model used" : `About ${money(cost)}`;
-    line.textContent = `${price} since ${since}: ${usageText({ ...spending.usage, cost_usd: null })}. Estimated from list prices: answers, failed attempts and side jobs (summaries, commit messages), for the conversations still kept.`;
+    line.textContent = `${price} since ${since}: ${usageText({ ...spending.usage, cost_usd: null })}. Estimated from list prices: answers, failed attempts and side jobs (summaries, commit messages).`;
   } catch (error) {
     line.textContent = `Spending unavailable: ${error.message}`;
   }
