@@ -32,6 +32,7 @@ from smarthole_notes.logs import configure_logging
 if TYPE_CHECKING:
     from smarthole_notes.inbox import InboxMessage
     from smarthole_notes.llm.events import AgentEvent
+    from smarthole_notes.llm.types import Usage
     from smarthole_notes.settings import Settings
 
 log = logging.getLogger("smarthole_notes")
@@ -116,9 +117,13 @@ async def _ask(args: argparse.Namespace) -> int:
     loop.add_signal_handler(signal.SIGTERM, service.abort)
     live = sys.stdout.isatty()
     printer = _TerminalPrinter(sys.stdout, sys.stderr) if live else None
+    spent: Usage | None = None
     try:
         result = await service.process(args.text, on_event=printer)
-    except BaseException:
+        spent = result.usage
+    except BaseException as exc:
+        if isinstance(exc, LLMError):
+            spent = exc.usage  # the rounds before the failure were billed too
         if printer is not None and printer.wrote:
             sys.stdout.write("\n")  # the error line must not run on from the streamed text
             sys.stdout.flush()
@@ -127,6 +132,8 @@ async def _ask(args: argparse.Namespace) -> int:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
         await client.close()
+        if spent is not None:
+            await asyncio.to_thread(_keep_spending, vault, spent, settings.model)
     usage_line = None
     if args.verbose:
         from smarthole_notes.llm.pricing import format_usage
@@ -144,6 +151,22 @@ async def _ask(args: argparse.Namespace) -> int:
     if usage_line:
         print(usage_line, file=sys.stderr)
     return EXIT_OK
+
+
+def _keep_spending(vault: Path, usage: Usage, model: str) -> None:
+    """`ask`'s bill in the vault's spending ledger, so this month's spending (chat page,
+    Settings) counts it; a failure to keep it never fails the command."""
+    if not (usage.total_input_tokens or usage.output_tokens):
+        return
+    from datetime import UTC
+
+    from smarthole_notes.conversations.store import ConversationStore, default_path
+
+    try:
+        with ConversationStore(default_path(vault)) as store:
+            store.add_spending("ask", usage.to_dict(model), at=datetime.now(UTC))
+    except Exception as exc:
+        log.warning("Could not keep what this request cost: %s", exc)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from smarthole_notes.conversations.store import ConversationStore, default_path
 from tests.llm_helpers import TEST_KEY, process_env
 from tests.standins.anthropic_api import AnthropicStandIn, status_reply, text_reply, tool_reply
 
@@ -153,6 +155,12 @@ def test_verbose_shows_what_a_failed_request_cost_before_it_failed(
     failing()
     quiet = run_ask(anthropic_api, tmp_path, "tidy my notes")  # not without --verbose
     assert quiet.returncode == 1 and "usage:" not in quiet.stderr
+    anthropic_api.script(text_reply("Tidy.", usage={"input_tokens": 700, "output_tokens": 7}))
+    assert run_ask(anthropic_api, tmp_path, "tidy my notes").returncode == 0
+    # Each bill, failed or answered, is in the vault's spending ledger (this month's figure).
+    with ConversationStore(default_path(tmp_path / "vault")) as store:
+        spent = store.usage_since(datetime(2000, 1, 1, tzinfo=UTC))
+    assert [u["input_tokens"] for u in spent] == [1500, 1500, 700]
 
 
 def test_ctrl_c_closes_the_stream_at_once_and_exits_130(

@@ -1038,6 +1038,11 @@ class ConversationStore:
             _spent(conn, at, job, usage)
         return SideCost(job, usage, _dt(_ts(at)), conversation_id)
 
+    def add_spending(self, kind: str, usage: Mapping[str, Any], *, at: datetime) -> None:
+        """A bill paid outside any conversation (`ask` on the command line)."""
+        with self._write() as conn:
+            _spent(conn, at, kind, usage)
+
     def usage_since(self, since: datetime) -> list[Mapping[str, Any]]:
         """Every bill paid from `since` on (answers, attempts without an answer, side jobs),
         whatever retention or a cleared history has removed from the history since."""
