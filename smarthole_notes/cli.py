@@ -156,7 +156,7 @@ async def _ask(args: argparse.Namespace) -> int:
 def _keep_spending(vault: Path, usage: Usage, model: str) -> None:
     """`ask`'s bill in the vault's spending ledger, so this month's spending (chat page,
     Settings) counts it; a failure to keep it never fails the command."""
-    if not (usage.total_input_tokens or usage.output_tokens):
+    if not usage.billed:
         return
     from datetime import UTC
 
@@ -185,7 +185,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if exc.detail and exc.code is not ErrorCode.INVALID_REQUEST:
             log.info("API failure detail: %s", exc.detail)
         code = _fail(message, exc, args.verbose, EXIT_API_FAILURE)
-        if args.verbose and exc.usage.total_input_tokens:
+        if args.verbose and exc.usage.billed:
             from smarthole_notes.llm.pricing import format_usage
 
             # What the rounds before the failure cost: billed, though nothing was answered.

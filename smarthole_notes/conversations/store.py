@@ -352,31 +352,25 @@ answer makes its request processed. `usage`: an answer's tokens and estimated co
 on a request, what its attempts that ended without an answer cost, summed (`add_usage`)."""
 
 MIGRATION_3: Final[Migration] = """
-CREATE TABLE side_costs (
-    id INTEGER PRIMARY KEY,
-    conversation_id TEXT REFERENCES conversations (id) ON DELETE CASCADE,
-    job TEXT NOT NULL,
-    usage TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX side_costs_by_conversation ON side_costs (conversation_id);
-
 CREATE TABLE spending (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
     kind TEXT NOT NULL,
-    usage TEXT NOT NULL
+    usage TEXT NOT NULL,
+    conversation_id TEXT REFERENCES conversations (id) ON DELETE SET NULL
 );
 CREATE INDEX spending_by_time ON spending (at);
+CREATE INDEX spending_by_conversation ON spending (conversation_id)
+    WHERE conversation_id IS NOT NULL;
 INSERT INTO spending (at, kind, usage)
     SELECT created_at, 'answer', usage FROM messages
     WHERE usage IS NOT NULL AND role = 'assistant' ORDER BY id;
 """
-"""What side jobs cost (`SIDE_JOBS`): billed like answers, answering no one. Kept with the
-conversation they served (none for a routing description), so its total is complete.
-`spending`: every bill once, when it was paid (answers, attempts without an answer, side
+"""`spending`: every bill once, when it was paid (answers, attempts without an answer, side
 jobs), apart from the history: retention and a cleared history leave it whole (it holds no
-text), so a month's spending stays true."""
+text; the conversation it served becomes NULL), so a month's spending stays true. Side jobs
+(`SIDE_JOBS`) are billed like answers but answer no one: their rows name the conversation
+they served (none for a routing description), so its total is complete."""
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (MIGRATION_1, MIGRATION_2, MIGRATION_3)
 """Applied in order from the first release; `PRAGMA user_version` counts those applied.
@@ -517,11 +511,17 @@ def _message(row: sqlite3.Row) -> StoredMessage:
     )
 
 
-def _spent(conn: sqlite3.Connection, at: datetime, kind: str, usage: Mapping[str, Any]) -> None:
+def _spent(
+    conn: sqlite3.Connection,
+    at: datetime,
+    kind: str,
+    usage: Mapping[str, Any],
+    conversation_id: str | None = None,
+) -> None:
     """One bill in the `spending` ledger (inside the caller's transaction)."""
     conn.execute(
-        "INSERT INTO spending (at, kind, usage) VALUES (?, ?, ?)",
-        (_ts(at), kind, json.dumps(dict(usage))),
+        "INSERT INTO spending (at, kind, usage, conversation_id) VALUES (?, ?, ?, ?)",
+        (_ts(at), kind, json.dumps(dict(usage)), conversation_id),
     )
 
 
@@ -1030,12 +1030,7 @@ class ConversationStore:
                 ).fetchone()
             ):
                 conversation_id = None
-            conn.execute(
-                "INSERT INTO side_costs (conversation_id, job, usage, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (conversation_id, job, json.dumps(dict(usage)), _ts(at)),
-            )
-            _spent(conn, at, job, usage)
+            _spent(conn, at, job, usage, conversation_id)
         return SideCost(job, usage, _dt(_ts(at)), conversation_id)
 
     def add_spending(self, kind: str, usage: Mapping[str, Any], *, at: datetime) -> None:
@@ -1067,15 +1062,13 @@ class ConversationStore:
         """What side jobs spent on this conversation, oldest first."""
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT job, usage, created_at FROM side_costs WHERE conversation_id = ? "
-                "ORDER BY id",
+                "SELECT kind, usage, at FROM spending WHERE conversation_id = ? ORDER BY id",
                 (conversation_id,),
             ).fetchall()
         return [
-            SideCost(
-                row["job"], _usage(row["usage"]) or {}, _dt(row["created_at"]), conversation_id
-            )
+            SideCost(row["kind"], _usage(row["usage"]) or {}, _dt(row["at"]), conversation_id)
             for row in rows
+            if row["kind"] in SIDE_JOBS
         ]
 
     def user_message(self, message_id: str) -> StoredMessage | None:
@@ -1172,7 +1165,6 @@ class ConversationStore:
         """
         with self._write() as conn:
             conn.execute("DELETE FROM conversations")
-            conn.execute("DELETE FROM side_costs")
             conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
             conn.execute("INSERT INTO conversations_fts (conversations_fts) VALUES ('optimize')")
         with self._lock:

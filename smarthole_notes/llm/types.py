@@ -204,6 +204,11 @@ class Usage:
             + (self.cache_read_input_tokens or 0)
         )
 
+    @property
+    def billed(self) -> bool:
+        """Whether any token was counted (a request that reached the model is billed)."""
+        return bool(self.total_input_tokens or self.output_tokens)
+
     def to_dict(self, model: str | None = None) -> dict[str, Any]:
         """JSON-ready, with the model and its estimated cost (None when it has no price).
 

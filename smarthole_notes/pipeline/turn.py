@@ -176,7 +176,7 @@ class Turns:
             await recorder.flush()
         if run.result is not None and run.result.aborted:
             unanswered += run.result.usage
-        if unanswered.total_input_tokens or unanswered.output_tokens:
+        if unanswered.billed:
             record = unanswered.to_dict(self._settings().model)  # priced as answers are
             total = await asyncio.to_thread(
                 self._store.add_usage, request.row_id, record, at=self._clock()

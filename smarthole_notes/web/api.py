@@ -221,9 +221,9 @@ class Api:
             archived=store.archived_usage(conversation.id),
         )
 
-    async def spending(self, now: datetime | None = None) -> Spending:
+    async def spending(self) -> Spending:
         zone, _name = local_zone()
-        local = (now or datetime.now(UTC)).astimezone(zone)
+        local = datetime.now(zone)
         since = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         records = await asyncio.to_thread(self.ctx.store.usage_since, since)
         views = [u for u in map(usage_view, records) if u]
