@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from typing import Any, TextIO
 
 import httpx2
 import mcp_types as types
+import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -124,6 +126,26 @@ async def wait_for_commit(vault: Path, needle: str, timeout: float = 20.0) -> st
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"no commit with {needle!r} in:\n{log}")
         await asyncio.sleep(0.1)
+
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    """The notes folder MCP tests serve: `<tmp>/notes` (`<tmp>/notes_evil` sits beside it
+    in the hostile cases), with one note."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "Home.md").write_text("# Home\n")
+    return folder
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    folder = tmp_path / "home"
+    folder.mkdir()
+    return folder
 
 
 def hints(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,15 +17,16 @@ from tests.mcp_harness import (
     EXPECTED_ANNOTATIONS,
     git,
     http_mcp,
+    needs_git,
     stdio_mcp,
     turn_git_on,
     wait_for_commit,
 )
+from tests.mcp_harness import home as home  # the fixtures, for this module too
+from tests.mcp_harness import vault as vault
 from tests.standins.anthropic_api import AnthropicStandIn
 from tests.test_serve import ServeProcess
 from tests.test_vault_hostile import ESCAPES, SECRET, calls
-
-needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -38,21 +38,6 @@ INITIALIZE = {
         "clientInfo": {"name": "raw", "version": "1"},
     },
 }
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    folder = tmp_path / "notes"
-    folder.mkdir()
-    (folder / "Home.md").write_text("# Home\n")
-    return folder
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    folder = tmp_path / "home"
-    folder.mkdir()
-    return folder
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,13 +18,14 @@ from tests.mcp_harness import (
     REPO,
     child_env,
     git,
+    needs_git,
     stdio_mcp,
     turn_git_on,
     wait_for_commit,
 )
+from tests.mcp_harness import home as home  # the fixtures, for this module too
+from tests.mcp_harness import vault as vault
 from tests.test_vault_hostile import ESCAPES, PROTECTED, SECRET, calls, snapshot
-
-needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
 VAULT_TOOLS = {
     "read_file",
@@ -44,21 +44,6 @@ VAULT_TOOLS = {
 }
 GIT_TOOLS = {"search_git_history", "view_file_history", "view_commit", "undo"}
 CONVERSATION_TOOLS = {"send_message", "end_conversation", "get_conversation"}
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    folder = tmp_path / "notes"  # `<tmp>/notes_evil` sits beside it in the hostile cases
-    folder.mkdir()
-    (folder / "Home.md").write_text("# Home\n")
-    return folder
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    folder = tmp_path / "home"
-    folder.mkdir()
-    return folder
 
 
 @pytest.fixture
